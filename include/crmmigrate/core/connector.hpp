@@ -1,0 +1,107 @@
+// Source and Destination: the two interfaces every connector implements (files, sandbox, HTTP
+// platforms, user plugins through the C and Python adapters).
+//
+// Thread-safety: a connector instance is used by one pipeline thread at a time unless it says
+// otherwise. Ownership: connectors are held by shared_ptr (they may be shared with plugins).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crmmigrate/core/record.hpp"
+#include "crmmigrate/core/schema.hpp"
+#include "crmmigrate/core/status.hpp"
+
+namespace cmg {
+
+/// Pull stream of record batches (Arrow-stream style). `next` fills `out` (cleared first) and
+/// returns true, or returns false at the end of the stream.
+class RecordReader {
+ public:
+  virtual ~RecordReader() = default;
+  virtual Result<bool> next(RecordBatch& out) = 0;
+};
+
+/// Where to start reading: everything, or records changed at/after (updated_at, id).
+struct ReadOptions {
+  std::size_t batch_size = 500;
+  std::optional<std::int64_t> since_updated_at;  // inclusive, Unix ms
+  std::string since_id;                          // tie-breaker with since_updated_at
+  std::vector<std::string> fields;               // empty = all fields
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  /// Objects, fields and users of the source.
+  virtual Result<Schema> schema() = 0;
+  /// Number of records of `object` the source reports now; -1 when it cannot tell.
+  virtual Result<std::int64_t> count(std::string_view object) = 0;
+  /// Streams records of `object` ordered by id (or by (updated_at, id) when `since_*` is set).
+  virtual Result<std::unique_ptr<RecordReader>> read(std::string_view object, const ReadOptions& opts) = 0;
+  /// One record by id; nullopt when it does not exist (deleted). Default: kNotFound status.
+  virtual Result<std::optional<Record>> get(std::string_view object, std::string_view id);
+};
+
+/// Per-record problem reported by a destination (platform-shaped errors are mapped to this).
+struct FieldError {
+  std::string field;
+  std::string value;
+  std::string code;     // e.g. "REQUIRED", "INVALID_OPTION", "DUPLICATE_VALUE", "READ_ONLY"
+  std::string message;
+};
+
+struct WriteOp {
+  enum class Kind {
+    kUpsert,  // create, or update the record whose id_property equals idempotency_key
+    kUpdate,  // update record `id` (merge into an existing destination record)
+  };
+  Kind kind = Kind::kUpsert;
+  std::string id;               // kUpdate: destination id
+  std::string idempotency_key;  // kUpsert: value of the object's id_property
+  boost::json::object fields;   // properties to set (reference fields hold destination ids)
+};
+
+struct WriteResult {
+  enum class Outcome { kCreated, kUpdated, kFailed };
+  Outcome outcome = Outcome::kFailed;
+  std::string id;                 // destination id when created/updated
+  int status = 0;                 // platform status (HTTP-like: 200, 201, 400, 409, 429, 500...)
+  bool retryable = false;         // transient failure: the same op may be sent again
+  std::string existing_id;        // 409 duplicate: the destination record that holds the value
+  std::vector<FieldError> errors; // field-level detail for kFailed
+  std::string message;
+};
+
+/// Declared request limits of a platform (used by the quota scheduler and plan's ETA).
+struct Quota {
+  int burst_requests = 0;          // requests allowed per burst window; 0 = unlimited
+  int burst_window_ms = 0;
+  std::int64_t daily_requests = 0; // 0 = unlimited
+  int max_batch = 100;             // records per write request
+};
+
+class Destination {
+ public:
+  virtual ~Destination() = default;
+  virtual Result<Schema> schema() = 0;
+  virtual Result<std::int64_t> count(std::string_view object) = 0;
+  /// Lists every record of `object` (used to index the destination for dedup).
+  virtual Result<std::unique_ptr<RecordReader>> list(std::string_view object, const ReadOptions& opts) = 0;
+  /// Records whose `field` equals one of `values` exactly (idempotency-key and unique lookups).
+  virtual Result<std::vector<Record>> find(std::string_view object, std::string_view field,
+                                           const std::vector<std::string>& values) = 0;
+  /// Applies `ops` in order; one WriteResult per op. A non-OK Status means the whole call failed
+  /// before or during sending (the caller resolves intents through the idempotency key).
+  virtual Result<std::vector<WriteResult>> write(std::string_view object, const std::vector<WriteOp>& ops) = 0;
+  /// Reads records by destination id; nullopt for ids that do not exist.
+  virtual Result<std::vector<std::optional<Record>>> read(std::string_view object,
+                                                          const std::vector<std::string>& ids) = 0;
+  virtual Quota quota() const { return {}; }
+};
+
+}  // namespace cmg
