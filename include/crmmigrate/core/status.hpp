@@ -89,15 +89,16 @@ class [[nodiscard]] Result {
 #define CMG_CONCAT(a, b) CMG_CONCAT_IMPL(a, b)
 
 /// Returns the Status from the enclosing function when `expr` is not OK.
-#define CMG_RETURN_IF_ERROR(expr)               \
-  do {                                          \
-    ::cmg::Status cmg_status_ = (expr);         \
-    if (!cmg_status_.is_ok()) return cmg_status_; \
+#define CMG_RETURN_IF_ERROR(expr) CMG_RETURN_IF_ERROR_IMPL(CMG_CONCAT(cmg_status_, __COUNTER__), expr)
+#define CMG_RETURN_IF_ERROR_IMPL(tmp, expr) \
+  do {                                      \
+    ::cmg::Status tmp = (expr);             \
+    if (!tmp.is_ok()) return tmp;           \
   } while (0)
 
 /// `CMG_ASSIGN_OR_RETURN(auto x, make_x());` declares x from a Result or returns its Status.
 #define CMG_ASSIGN_OR_RETURN(lhs, rexpr) \
-  CMG_ASSIGN_OR_RETURN_IMPL(CMG_CONCAT(cmg_result_, __LINE__), lhs, rexpr)
+  CMG_ASSIGN_OR_RETURN_IMPL(CMG_CONCAT(cmg_result_, __COUNTER__), lhs, rexpr)
 #define CMG_ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \
   auto tmp = (rexpr);                              \
   if (!tmp.is_ok()) return tmp.status();           \

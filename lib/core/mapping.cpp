@@ -1,0 +1,401 @@
+#include "crmmigrate/core/mapping.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include <boost/json.hpp>
+
+#include "crmmigrate/core/normalize.hpp"
+#include "crmmigrate/core/time.hpp"
+
+namespace cmg {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string norm_key(const std::string& s) {
+  auto n = normalize_text(s);
+  return n ? *n : s;
+}
+
+std::string lower_ascii(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Pipedrive-style lists [{"value": "a@b.c", "primary": true}, ...] → the primary (or first) value.
+json::value pick_primary(const json::value& v) {
+  const auto* a = v.if_array();
+  if (!a) return v;
+  const json::value* first = nullptr;
+  for (const auto& e : *a) {
+    const auto* o = e.if_object();
+    if (!o) {
+      if (!first) first = &e;
+      continue;
+    }
+    const auto* val = o->if_contains("value");
+    if (!val || value_is_blank(*val)) continue;
+    if (!first) first = val;
+    if (const auto* p = o->if_contains("primary"); p && p->is_bool() && p->get_bool()) return *val;
+  }
+  return first ? *first : json::value(nullptr);
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+std::string closest_match(const std::string& value, const std::vector<std::string>& candidates) {
+  std::string v = norm_key(value);
+  std::string best;
+  std::size_t best_d = static_cast<std::size_t>(-1);
+  for (const auto& c : candidates) {
+    std::string n = norm_key(c);
+    std::size_t d = edit_distance(v, n);
+    // A candidate containing the value (or the reverse) is a strong hint even when long.
+    if (!v.empty() && (n.find(v) != std::string::npos || v.find(n) != std::string::npos)) d = std::min<std::size_t>(d, 1);
+    if (d < best_d || (d == best_d && c < best)) {
+      best_d = d;
+      best = c;
+    }
+  }
+  // Beyond half the length the "closest" value is noise, not a suggestion.
+  if (best.empty() || best_d > std::max<std::size_t>(2, v.size() / 2)) return {};
+  return best;
+}
+
+std::optional<json::value> coerce_value(const json::value& v, FieldType t) {
+  if (value_is_blank(v)) return json::value(nullptr);
+  switch (t) {
+    case FieldType::kNumber:
+    case FieldType::kInteger: {
+      if (v.is_int64() || v.is_uint64()) return v;
+      if (v.is_double()) {
+        if (t == FieldType::kInteger && v.get_double() != std::floor(v.get_double())) return std::nullopt;
+        return v;
+      }
+      if (!v.is_string()) return std::nullopt;
+      std::string s;
+      for (char c : v.get_string())
+        if (c != ',' && c != ' ' && c != '_') s.push_back(c);  // "1,234.50"
+      if (s.empty()) return std::nullopt;
+      char* end = nullptr;
+      if (t == FieldType::kInteger) {
+        long long n = std::strtoll(s.c_str(), &end, 10);
+        if (*end != '\0') return std::nullopt;
+        return json::value(static_cast<std::int64_t>(n));
+      }
+      double d = std::strtod(s.c_str(), &end);
+      if (*end != '\0' || !std::isfinite(d)) return std::nullopt;
+      return json::value(d);
+    }
+    case FieldType::kBool: {
+      if (v.is_bool()) return v;
+      std::string s = lower_ascii(value_to_text(v));
+      if (s == "true" || s == "yes" || s == "1" || s == "y") return json::value(true);
+      if (s == "false" || s == "no" || s == "0" || s == "n") return json::value(false);
+      return std::nullopt;
+    }
+    case FieldType::kDate:
+    case FieldType::kDateTime: {
+      std::optional<std::int64_t> ms;
+      if (v.is_int64()) ms = v.get_int64();
+      else if (v.is_string()) ms = parse_timestamp_ms(v.get_string());
+      if (!ms) return std::nullopt;
+      std::string iso = format_timestamp_ms(*ms);
+      if (t == FieldType::kDate) iso = iso.substr(0, 10);
+      return json::value(iso);
+    }
+    case FieldType::kEnum: {
+      if (const auto* a = v.if_array()) {  // multi-select → HubSpot's ";"-joined form
+        std::string out;
+        for (const auto& e : *a) {
+          if (value_is_blank(e)) continue;
+          if (!out.empty()) out += ';';
+          out += value_to_text(e);
+        }
+        return json::value(out);
+      }
+      return json::value(value_to_text(v));
+    }
+    case FieldType::kJson: return v;
+    case FieldType::kEmail: {
+      std::string s = value_to_text(v);
+      auto b = s.find_first_not_of(" \t\r\n");
+      auto e = s.find_last_not_of(" \t\r\n");
+      return json::value(s.substr(b, e - b + 1));
+    }
+    default: return json::value(value_to_text(v));
+  }
+}
+
+// ---- OwnerResolver ----
+
+OwnerResolver::OwnerResolver(const std::vector<User>& source_users, const std::vector<User>& destination_users,
+                             const OwnersConfig& config)
+    : source_users_(source_users), destination_users_(destination_users), config_(config) {
+  for (std::size_t i = 0; i < destination_users_.size(); ++i) {
+    const auto& u = destination_users_[i];
+    if (auto e = normalize_email(u.email)) dest_by_email_.emplace(*e, i);
+    if (!u.name.empty()) dest_by_name_.emplace(norm_key(u.name), i);
+    dest_by_id_.emplace(u.id, i);
+  }
+}
+
+OwnerResolver::Resolution OwnerResolver::resolve(const std::string& value) const {
+  Resolution r;
+  const User* su = nullptr;
+  for (const auto& u : source_users_)
+    if (u.id == value) su = &u;
+  if (!su) {
+    auto ne = normalize_email(value);
+    std::string nn = norm_key(value);
+    for (const auto& u : source_users_) {
+      auto ue = normalize_email(u.email);
+      if ((ne && ue && *ne == *ue) || (!u.name.empty() && norm_key(u.name) == nn)) su = &u;
+    }
+  }
+  User fallback;
+  if (!su) {
+    fallback.email = normalize_email(value) ? value : "";
+    fallback.name = fallback.email.empty() ? value : "";
+    su = &fallback;
+  }
+  r.source_label = su->name.empty() ? su->email : su->email.empty() ? su->name : su->name + " <" + su->email + ">";
+  for (const std::string& k : {su->id, su->email, su->name}) {
+    if (k.empty()) continue;
+    auto it = config_.overrides.find(k);
+    if (it != config_.overrides.end()) {
+      r.user_id = it->second;
+      r.matched_by = "override";
+      return r;
+    }
+  }
+  for (const auto& how : config_.match) {
+    if (how == "email") {
+      if (auto e = normalize_email(su->email)) {
+        auto it = dest_by_email_.find(*e);
+        if (it != dest_by_email_.end()) {
+          r.user_id = destination_users_[it->second].id;
+          r.matched_by = "email";
+          return r;
+        }
+      }
+    } else if (how == "name") {
+      if (!su->name.empty()) {
+        auto it = dest_by_name_.find(norm_key(su->name));
+        if (it != dest_by_name_.end()) {
+          r.user_id = destination_users_[it->second].id;
+          r.matched_by = "name";
+          return r;
+        }
+      }
+    } else if (how == "id") {
+      auto it = dest_by_id_.find(value);
+      if (it != dest_by_id_.end()) {
+        r.user_id = destination_users_[it->second].id;
+        r.matched_by = "id";
+        return r;
+      }
+    }
+  }
+  return r;
+}
+
+std::vector<std::pair<User, OwnerResolver::Resolution>> OwnerResolver::all() const {
+  std::vector<std::pair<User, Resolution>> out;
+  for (const auto& u : source_users_) out.emplace_back(u, resolve(u.id.empty() ? u.email : u.id));
+  return out;
+}
+
+// ---- Mapper ----
+
+Mapper::Mapper(const ObjectConfig& object, const Schema& destination, const ObjectSchema* source_object,
+               const OwnerResolver& owners)
+    : object_(object), destination_(destination), source_object_(source_object), owners_(owners) {}
+
+std::string Mapper::route(const Record& source) const {
+  if (object_.route_by.empty()) return object_.destination;
+  const auto* v = source.fields.if_contains(object_.route_by);
+  if (!v) return {};
+  auto it = object_.route.find(value_to_text(*v));
+  return it == object_.route.end() ? std::string() : it->second;
+}
+
+MappedRecord Mapper::map(const Record& source, const json::object& corrections, const ParentLookup& parents) const {
+  MappedRecord out;
+  out.destination_object = route(source);
+  if (out.destination_object.empty()) {
+    const auto* v = source.fields.if_contains(object_.route_by);
+    std::vector<std::string> keys;
+    for (const auto& [k, d] : object_.route) keys.push_back(k);
+    Problem p{Reason::kUnmappedValue, object_.route_by, v ? value_to_text(*v) : "", "route",
+              "no destination object for " + object_.route_by + " = '" + (v ? value_to_text(*v) : "") + "'",
+              closest_match(v ? value_to_text(*v) : "", keys)};
+    out.problems.push_back(std::move(p));
+    return out;
+  }
+  const ObjectSchema* dest = destination_.object(out.destination_object);
+  auto field_type = [&](const std::string& f) {
+    const FieldSchema* fs = dest ? dest->field(f) : nullptr;
+    return fs ? fs->type : FieldType::kString;
+  };
+  auto set_field = [&](const std::string& f, const json::value& raw) {
+    auto c = coerce_value(raw, field_type(f));
+    if (!c) {
+      out.problems.push_back({Reason::kInvalidValue, f, value_to_text(raw), std::string("type:") + field_type_name(field_type(f)),
+                              "'" + value_to_text(raw) + "' is not a valid " + field_type_name(field_type(f)), ""});
+      return;
+    }
+    out.fields[f] = std::move(*c);
+  };
+
+  for (const auto& m : object_.fields) {
+    std::string target = object_.target_field(m, out.destination_object);
+    const json::value* raw = source.fields.if_contains(m.source);
+    json::value v = raw ? *raw : json::value(nullptr);
+    if (m.pick == "primary") v = pick_primary(v);
+    if (value_is_blank(v) && m.default_value) {
+      v = *m.default_value;
+      if (!target.empty()) out.defaults.push_back(target + " = " + json::serialize(v));
+    }
+    if (m.translate.size() || target.empty()) continue;  // translated fields are set below
+    if (m.owner) {
+      if (value_is_blank(v)) continue;
+      auto res = owners_.resolve(value_to_text(v));
+      if (!res.user_id) {
+        out.problems.push_back({Reason::kOwnerUnprovisioned, target, value_to_text(v), "owner",
+                                "owner " + res.source_label + " (source user " + value_to_text(v) +
+                                    ") has no user in the destination; owners are never created",
+                                ""});
+        continue;
+      }
+      out.fields[target] = *res.user_id;
+      continue;
+    }
+    if (!m.parent.empty()) {
+      if (value_is_blank(v)) {
+        if (m.parent_required)
+          out.problems.push_back({Reason::kMissingRequired, target, "", "parent", "the record has no " + m.source, ""});
+        continue;
+      }
+      std::string pid = value_to_text(v);
+      ParentState ps = parents(m.parent, pid);
+      switch (ps.kind) {
+        case ParentState::Kind::kConfirmed: out.fields[target] = ps.destination_id; break;
+        case ParentState::Kind::kQueued:
+          out.queued_parents.emplace_back(m.parent, pid);
+          out.problems.push_back({Reason::kParentQueued, target, pid, "parent",
+                                  m.parent + " " + pid + " is in the conflict queue; this record waits for it", ""});
+          break;
+        case ParentState::Kind::kPending: out.waits_for_parent = true; break;
+        case ParentState::Kind::kAbsent:
+          out.problems.push_back({Reason::kOrphanReference, target, pid, "parent",
+                                  m.parent + " " + pid + " (" + m.source + ") does not exist in the source", ""});
+          break;
+      }
+      continue;
+    }
+    set_field(target, v);
+  }
+
+  for (const auto& t : object_.translations) {
+    std::string key;
+    bool all_blank = true;
+    for (std::size_t i = 0; i < t.from.size(); ++i) {
+      const json::value* raw = source.fields.if_contains(t.from[i]);
+      std::string s = raw ? value_to_text(*raw) : std::string();
+      all_blank = all_blank && s.empty();
+      key += (i ? "/" : "") + s;
+    }
+    if (all_blank) continue;
+    if (!object_.route_by.empty() && dest &&
+        std::none_of(t.to.begin(), t.to.end(), [&](const std::string& f) { return dest->field(f) != nullptr; }))
+      continue;
+    auto it = t.table.find(key);
+    const std::vector<std::string>* values = it != t.table.end() ? &it->second : nullptr;
+    if (!values && t.otherwise == "default") values = &t.fallback;
+    if (!values) {
+      // Suggest using the source option's label against the destination options' labels.
+      std::string label = key;
+      const FieldSchema* last_src = source_object_ ? source_object_->field(t.from.back()) : nullptr;
+      if (last_src) {
+        std::string last_value = key.substr(key.rfind('/') == std::string::npos ? 0 : key.rfind('/') + 1);
+        for (const auto& o : last_src->options)
+          if (o.value == last_value) label = o.label;
+        for (const auto& [cv, opts] : last_src->options_by_value)
+          for (const auto& o : opts)
+            if (o.value == last_value) label = o.label;
+      }
+      std::vector<std::string> candidates;
+      std::map<std::string, std::string> by_label;
+      const FieldSchema* last_dst = dest ? dest->field(t.to.back()) : nullptr;
+      if (last_dst) {
+        auto add = [&](const Option& o) {
+          candidates.push_back(o.label.empty() ? o.value : o.label);
+          by_label[candidates.back()] = o.value;
+        };
+        for (const auto& o : last_dst->options) add(o);
+        for (const auto& [cv, opts] : last_dst->options_by_value)
+          for (const auto& o : opts) add(o);
+      }
+      std::string sug = closest_match(label, candidates);
+      if (!sug.empty()) sug = by_label[sug] + " (" + sug + ")";
+      out.problems.push_back({Reason::kUnmappedValue, t.to.back(), key + (label != key ? " (" + label + ")" : ""),
+                              "translation:" + t.name,
+                              "no row for '" + key + "' in translation table '" + t.name + "'", sug});
+      continue;
+    }
+    std::string shown;
+    for (std::size_t i = 0; i < t.to.size(); ++i) {
+      // A routed object's table may feed a field that only some destinations have (hs_task_status).
+      if (!object_.route_by.empty() && dest && !dest->field(t.to[i])) continue;
+      set_field(t.to[i], json::value((*values)[i]));
+      shown += (i ? "/" : "") + (*values)[i];
+    }
+    out.translations.push_back(t.name + ": " + key + " → " + shown);
+  }
+
+  for (const auto& [f, dv] : object_.defaults) {
+    if (dest && !dest->field(f)) continue;  // routed objects: a default for another destination
+    auto it = out.fields.find(f);
+    if (it == out.fields.end() || value_is_blank(it->value())) {
+      bool failed = false;
+      for (const auto& p : out.problems) failed = failed || p.field == f;
+      if (failed) continue;  // an explicit problem beats a silent default
+      set_field(f, dv);
+      out.defaults.push_back(f + " = " + json::serialize(dv));
+    }
+  }
+
+  for (const auto& [f, v] : corrections) {
+    // A reviewer's correction replaces the value and clears the problems it answers.
+    set_field(std::string(f), v);
+    out.problems.erase(std::remove_if(out.problems.begin(), out.problems.end(),
+                                      [&](const Problem& p) { return p.field == f && p.reason != Reason::kParentQueued; }),
+                       out.problems.end());
+  }
+  // Null fields are not sent: a blank source value leaves the destination untouched.
+  for (auto it = out.fields.begin(); it != out.fields.end();) {
+    if (it->value().is_null()) it = out.fields.erase(it);
+    else ++it;
+  }
+  for (const auto& d : object_.drop)
+    if (source.fields.contains(d)) out.dropped.push_back(d);
+  return out;
+}
+
+}  // namespace cmg

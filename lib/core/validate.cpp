@@ -1,0 +1,122 @@
+#include "crmmigrate/core/validate.hpp"
+
+#include <boost/json.hpp>
+
+#include "crmmigrate/core/mapping.hpp"
+#include "crmmigrate/core/normalize.hpp"
+#include "crmmigrate/core/record.hpp"
+#include "crmmigrate/core/time.hpp"
+
+namespace cmg {
+
+namespace json = boost::json;
+
+namespace {
+
+std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::vector<std::string> option_names(const std::vector<Option>& opts) {
+  std::vector<std::string> out;
+  for (const auto& o : opts) out.push_back(o.value);
+  for (const auto& o : opts)
+    if (!o.label.empty()) out.push_back(o.label);
+  return out;
+}
+
+std::string suggest_option(const std::string& v, const std::vector<Option>& opts) {
+  std::string s = closest_match(v, option_names(opts));
+  for (const auto& o : opts)
+    if (o.label == s && !s.empty()) return o.value + " (" + o.label + ")";
+  return s;
+}
+
+}  // namespace
+
+void SchemaValidator::validate(const ObjectSchema& object, const Schema& schema, const json::object& fields,
+                               bool is_create, std::vector<Problem>& problems) const {
+  if (is_create) {
+    for (const auto& f : object.fields) {
+      if (!f.required || f.read_only) continue;
+      const auto* v = fields.if_contains(f.name);
+      if (!v || value_is_blank(*v))
+        problems.push_back({Reason::kMissingRequired, f.name, "", "required",
+                            "required field '" + f.name + "' has no value",
+                            "map a source field to it or add a default in the object's \"defaults\""});
+    }
+  }
+  for (const auto& [name, v] : fields) {
+    std::string fname(name);
+    const FieldSchema* f = object.field(fname);
+    std::string text = value_to_text(v);
+    if (!f) {
+      problems.push_back({Reason::kInvalidValue, fname, text, "unknown_field",
+                          "'" + fname + "' is not a field of " + object.name, ""});
+      continue;
+    }
+    if (f->read_only) {
+      problems.push_back({Reason::kInvalidValue, fname, text, "read_only", "'" + fname + "' is read-only in the destination", ""});
+      continue;
+    }
+    if (value_is_blank(v)) continue;
+    switch (f->type) {
+      case FieldType::kEnum: {
+        std::string controlling;
+        if (!f->options_by.empty()) {
+          const auto* cv = fields.if_contains(f->options_by);
+          controlling = cv ? value_to_text(*cv) : std::string();
+        }
+        const auto* opts = f->allowed_options(controlling);
+        if (!opts) {
+          // The controlling value itself is invalid; that field reports it.
+          if (!f->options_by.empty() && controlling.empty() && is_create)
+            problems.push_back({Reason::kInvalidValue, fname, text, "picklist",
+                                "'" + fname + "' depends on '" + f->options_by + "', which has no value", ""});
+          break;
+        }
+        bool ok = false;
+        for (const auto& o : *opts) ok = ok || o.value == text;
+        if (!ok)
+          problems.push_back({Reason::kInvalidValue, fname, text, "picklist",
+                              "'" + text + "' is not an option of '" + fname + "'" +
+                                  (controlling.empty() ? std::string() : " for " + f->options_by + " '" + controlling + "'"),
+                              suggest_option(text, *opts)});
+        break;
+      }
+      case FieldType::kNumber:
+      case FieldType::kInteger:
+      case FieldType::kBool:
+      case FieldType::kDate:
+      case FieldType::kDateTime: {
+        auto c = coerce_value(v, f->type);
+        if (!c || (f->type == FieldType::kDate && !v.is_string()))
+          problems.push_back({Reason::kInvalidValue, fname, text, std::string("type:") + field_type_name(f->type),
+                              "'" + text + "' is not a valid " + field_type_name(f->type), ""});
+        break;
+      }
+      case FieldType::kEmail:
+        if (!is_valid_email(text))
+          problems.push_back({Reason::kInvalidValue, fname, text, "email", "'" + text + "' is not a valid email address", ""});
+        break;
+      case FieldType::kReference:
+        if (f->references == "owners") {
+          bool ok = false;
+          for (const auto& u : schema.users) ok = ok || u.id == text;
+          if (!ok)
+            problems.push_back({Reason::kOwnerUnprovisioned, fname, text, "owner",
+                                "'" + text + "' is not a user of the destination", ""});
+        }
+        break;
+      default: break;
+    }
+    if (f->max_length && (v.is_string() ? utf8_length(v.get_string()) : text.size()) > f->max_length)
+      problems.push_back({Reason::kInvalidValue, fname, text.size() > 80 ? text.substr(0, 77) + "..." : text,
+                          "max_length:" + std::to_string(f->max_length),
+                          "longer than " + std::to_string(f->max_length) + " characters", ""});
+  }
+}
+
+}  // namespace cmg

@@ -1,0 +1,108 @@
+#include "crmmigrate/pipeline/migration.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include <boost/json.hpp>
+
+#include "crmmigrate/core/dedup.hpp"
+#include "crmmigrate/core/mapping.hpp"
+#include "crmmigrate/core/merge.hpp"
+#include "crmmigrate/core/normalize.hpp"
+#include "crmmigrate/core/problem.hpp"
+#include "crmmigrate/core/time.hpp"
+#include "crmmigrate/core/validate.hpp"
+#include "pipeline_internal.hpp"
+#include "state_internal.hpp"
+
+namespace cmg {
+
+namespace json = boost::json;
+using state::get_json;
+using state::put_json;
+using state::str;
+using store::key_of;
+using store::Txn;
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+json::object Report::to_json() const {
+  json::object o;
+  o["state"] = state;
+  o["complete"] = complete;
+  json::object objs;
+  for (const auto& [name, c] : objects)
+    objs[name] = json::object{{"source", c.source}, {"written", c.written}, {"merged", c.merged},
+                              {"queued", c.queued},  {"skipped", c.skipped}, {"pending", c.pending}};
+  o["objects"] = std::move(objs);
+  o["queue_open"] = queue_open;
+  o["readback_mismatches"] = readback_mismatches;
+  if (!discrepancies.empty()) {
+    json::array d;
+    for (const auto& x : discrepancies) d.push_back(x);
+    o["discrepancies"] = std::move(d);
+  }
+  if (!alerts.empty()) {
+    json::array a;
+    for (const auto& x : alerts) a.push_back(json::string(x));
+    o["alerts"] = std::move(a);
+  }
+  if (!message.empty()) o["message"] = message;
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migration
+
+Migration::Migration(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Migration::~Migration() = default;
+
+const MigrationConfig& Migration::config() const { return impl_->cfg; }
+
+void Migration::set_alert_callback(std::function<void(const Alert&)> cb) { impl_->alert_cb = std::move(cb); }
+
+Result<std::unique_ptr<Migration>> Migration::open(MigrationConfig config, std::shared_ptr<Source> source,
+                                                   std::shared_ptr<Destination> destination) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = std::move(config);
+  if (!source) {
+    CMG_ASSIGN_OR_RETURN(source, make_source(impl->cfg.source, impl->cfg.base_dir));
+  }
+  if (!destination) {
+    CMG_ASSIGN_OR_RETURN(destination, make_destination(impl->cfg.destination, impl->cfg.base_dir));
+  }
+  impl->source = std::move(source);
+  impl->dest = std::move(destination);
+  CMG_ASSIGN_OR_RETURN(impl->env, store::Env::open(impl->cfg.state_dir));
+  return std::unique_ptr<Migration>(new Migration(std::move(impl)));
+}
+
+Result<json::object> Migration::plan(bool approve, const std::string& reviewer) {
+  return impl_->plan(approve, reviewer);
+}
+
+Result<Report> Migration::run(const RunOptions& opts) { return impl_->run(opts, false); }
+Result<Report> Migration::reprocess(const RunOptions& opts) { return impl_->run(opts, true); }
+Result<Report> Migration::status() { return impl_->report(""); }
+Result<Report> Migration::reconcile(const RunOptions& opts) { return impl_->reconcile(opts); }
+
+Result<std::vector<json::object>> Migration::queue_list(const QueueFilter& f, std::size_t offset, std::size_t limit) {
+  return impl_->queue_list(f, offset, limit);
+}
+Result<std::int64_t> Migration::queue_fix(const QueueFilter& f, const json::object& set, const std::string& reviewer,
+                                          const std::string& note) {
+  return impl_->queue_fix(f, set, reviewer, note);
+}
+Result<std::int64_t> Migration::queue_skip(const QueueFilter& f, const std::string& reviewer, const std::string& note) {
+  return impl_->queue_skip(f, reviewer, note);
+}
+Status Migration::audit(const std::string& record, const std::function<bool(const json::object&)>& fn) {
+  return impl_->audit(record, fn);
+}
+
+}  // namespace cmg

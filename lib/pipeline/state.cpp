@@ -1,0 +1,51 @@
+#include "state_internal.hpp"
+
+#include <chrono>
+
+#include "crmmigrate/core/time.hpp"
+
+namespace cmg::state {
+
+std::optional<json::object> parse_object(std::string_view text) {
+  json::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.get_object());
+}
+
+Result<std::optional<json::object>> get_json(store::Txn& t, std::string_view db, std::string_view key) {
+  CMG_ASSIGN_OR_RETURN(auto raw, t.get(db, key));
+  if (!raw) return std::optional<json::object>();
+  auto o = parse_object(*raw);
+  if (!o) return Status(Code::kStorage, "corrupt value in state database '" + std::string(db) + "'");
+  return std::optional<json::object>(std::move(*o));
+}
+
+Status put_json(store::Txn& t, std::string_view db, std::string_view key, const json::value& v) {
+  return t.put(db, key, json::serialize(v));
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string str(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+Status append_audit(store::Txn& t, json::object event) {
+  CMG_ASSIGN_OR_RETURN(auto seqv, t.get(kMeta, "audit_seq"));
+  std::uint64_t seq = seqv ? std::stoull(std::string(*seqv)) + 1 : 1;
+  CMG_RETURN_IF_ERROR(t.put(kMeta, "audit_seq", std::to_string(seq)));
+  event["seq"] = seq;
+  if (!event.contains("time")) event["time"] = format_timestamp_ms(now_ms());
+  std::string object = str(event, "object"), sid = str(event, "source_id");
+  CMG_RETURN_IF_ERROR(t.put(kAudit, store::be64(seq), json::serialize(event)));
+  if (!object.empty() && !sid.empty())
+    CMG_RETURN_IF_ERROR(t.put(kAuditByRecord, store::key_of({object, sid, store::be64(seq)}), ""));
+  return Status::ok();
+}
+
+}  // namespace cmg::state

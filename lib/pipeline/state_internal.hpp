@@ -1,0 +1,50 @@
+// Typed access to the migration's LMDB state (DESIGN §2). Values are compact JSON objects.
+//
+// Databases and keys (object = config object name):
+//   meta             name → JSON
+//   src              object␟source id → source record JSON (as extracted)
+//   records          object␟source id → {"s": status, "d": destination id, "o": destination object, "h": hash}
+//   mapped           object␟source id → {"fields", "problems", "translations", "defaults", "dropped", "keys"}
+//   plans            object␟source id → plan of a group primary: {"action", "members", "fields", "key", "rule", ...}
+//   idmap            object␟source id → destination id;  idmap_rev: destination object␟destination id → object␟source id
+//   dedup            object␟level␟normalised value␟destination id → ""
+//   dest_keys        object␟destination id → [[values of level 0], [level 1], ...]
+//   intents          object␟source id → {"batch", "key", "kind", "dest_object", "dest_id"}
+//   queue            object␟source id → queue item
+//   audit            be64 sequence → event;  audit_by_record: object␟source id␟be64 seq → ""
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/json.hpp>
+
+#include "crmmigrate/core/status.hpp"
+#include "crmmigrate/store/lmdb_env.hpp"
+
+namespace cmg::state {
+
+namespace json = boost::json;
+
+inline constexpr std::string_view kMeta = "meta", kSrc = "src", kRecords = "records", kMapped = "mapped",
+                                  kPlans = "plans", kIdmap = "idmap", kIdmapRev = "idmap_rev", kDedup = "dedup",
+                                  kDestKeys = "dest_keys", kIntents = "intents", kQueue = "queue", kAudit = "audit",
+                                  kAuditByRecord = "audit_by_record", kCursors = "cursors", kPreimages = "preimages";
+
+/// Reads a JSON object stored under `key`; nullopt when absent. Corrupt values are kStorage errors.
+Result<std::optional<json::object>> get_json(store::Txn& t, std::string_view db, std::string_view key);
+Status put_json(store::Txn& t, std::string_view db, std::string_view key, const json::value& v);
+/// Parses a stored value (used inside scans).
+std::optional<json::object> parse_object(std::string_view text);
+
+/// Appends an audit event (sequence from meta "audit_seq") and its by-record index entry.
+Status append_audit(store::Txn& t, json::object event);
+
+/// Current time in Unix milliseconds.
+std::int64_t now_ms();
+
+/// String field of a JSON object, "" when absent or not a string.
+std::string str(const json::object& o, std::string_view key);
+
+}  // namespace cmg::state
