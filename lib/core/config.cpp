@@ -166,9 +166,11 @@ Status parse_field(const std::string& source, const json::value& v, const std::s
   CMG_RETURN_IF_ERROR(r.string("parent", m.parent, false));
   CMG_RETURN_IF_ERROR(r.boolean("parent_required", m.parent_required));
   if (const auto* d = r.get("default")) m.default_value = *d;
+  // Unknown keys first: a misspelt "to" is better reported as such than as a missing one.
+  CMG_RETURN_IF_ERROR(r.finish({"to", "pick", "translate", "owner", "parent", "parent_required", "default"}));
   if (m.to.empty() && m.to_by_object.empty() && m.translate.empty())
     return config_error(path + ": needs \"to\" (a destination field) or \"translate\" (a table)");
-  return r.finish({"to", "pick", "translate", "owner", "parent", "parent_required", "default"});
+  return Status::ok();
 }
 
 Status parse_translation(const std::string& name, const json::value& v, const std::string& path, Translation& t) {

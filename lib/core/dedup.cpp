@@ -613,8 +613,14 @@ Status Deduplicator::Impl::resolve(const std::function<Status(const DedupGroup&)
     if (ga != gb) return ga < gb;
     return newer(a, b);
   });
-  std::vector<std::uint32_t> mark_of(n, kNone);  // root → index in marks
-  for (std::uint32_t i = 0; i < marks.size(); ++i) mark_of[marks[i].root] = i;
+  primary = {};
+  std::sort(marks.begin(), marks.end(),
+            [](const AmbiguousMark& a, const AmbiguousMark& b) { return a.root < b.root; });
+  auto mark_of = [&](std::uint32_t root) -> const AmbiguousMark* {
+    auto it = std::lower_bound(marks.begin(), marks.end(), root,
+                               [](const AmbiguousMark& m, std::uint32_t r) { return m.root < r; });
+    return it != marks.end() && it->root == root ? &*it : nullptr;
+  };
 
   // Destination index: (value, destination) sorted by value.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> dindex;
@@ -675,7 +681,7 @@ Status Deduplicator::Impl::resolve(const std::function<Status(const DedupGroup&)
         break;
       }
     }
-    if (dec_dests.size() - dec_begin[g] == 1 && mark_of[groups[g]] == kNone) ++claims[dec_dests.back()];
+    if (dec_dests.size() - dec_begin[g] == 1 && !mark_of(groups[g])) ++claims[dec_dests.back()];
   }
   group_begin[groups.size()] = static_cast<std::uint32_t>(n);
   dec_begin[groups.size()] = static_cast<std::uint32_t>(dec_dests.size());
@@ -683,7 +689,7 @@ Status Deduplicator::Impl::resolve(const std::function<Status(const DedupGroup&)
   // Groups that claim a contested destination: (destination, group) sorted.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> contested;
   for (std::uint32_t g = 0; g < groups.size(); ++g) {
-    if (dec_begin[g + 1] - dec_begin[g] != 1 || mark_of[groups[g]] != kNone) continue;
+    if (dec_begin[g + 1] - dec_begin[g] != 1 || mark_of(groups[g])) continue;
     std::uint32_t d = dec_dests[dec_begin[g]];
     if (claims[d] >= 2) contested.emplace_back(d, g);
   }
@@ -710,8 +716,8 @@ Status Deduplicator::Impl::resolve(const std::function<Status(const DedupGroup&)
       }
       out.members.push_back(std::move(mem));
     }
-    if (mark_of[root] != kNone) {
-      const AmbiguousMark& mark = marks[mark_of[root]];
+    if (const AmbiguousMark* found = mark_of(root)) {
+      const AmbiguousMark& mark = *found;
       out.kind = GroupKind::kAmbiguous;
       out.link_key = keys[mark.level].name;
       std::vector<std::uint32_t> linked;

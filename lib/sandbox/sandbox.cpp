@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "crmmigrate/core/time.hpp"
 #include "crmmigrate/store/lmdb_env.hpp"
 #include "sandbox/sandbox_internal.hpp"
 
@@ -239,7 +240,7 @@ struct SandboxCrm::Impl {
 
   // Sets the fields the platform maintains: the id and the created/modified times.
   void set_system_fields(const ObjectSchema& obj, Stored& s, bool creating) const {
-    auto fmt = traits.iso_times ? internal::format_iso_ms : internal::format_pipedrive_time;
+    auto fmt = traits.iso_times ? format_timestamp_ms : internal::format_pipedrive_time;
     if (creating) {
       // Ids first and times last, in the order the platform lists them.
       json::object out;

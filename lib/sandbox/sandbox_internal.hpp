@@ -44,22 +44,17 @@ std::vector<Pipeline> pipelines_from_json(const boost::json::value& v);
 boost::json::value quota_to_json(const Quota& q);
 Quota quota_from_json(const boost::json::value& v);
 
-// ---- timestamps (UTC) ----
+// ---- timestamps (UTC; ISO 8601 parsing and formatting live in crmmigrate/core/time.hpp) ----
 
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept;
 /// Unix ms of a UTC calendar time.
 std::int64_t civil_to_ms(int y, int mo, int d, int h = 0, int mi = 0, int s = 0) noexcept;
-/// "2024-05-01T10:00:00.000Z".
-std::string format_iso_ms(std::int64_t ms);
 /// "2024-05-01 10:00:00" (Pipedrive's UTC format).
 std::string format_pipedrive_time(std::int64_t ms);
 /// "2024-05-01".
 std::string format_date(std::int64_t ms);
 /// Strict "YYYY-MM-DD" with a real calendar day.
 bool is_valid_date(std::string_view s) noexcept;
-/// ISO 8601 date-time ('T' or ' ', seconds and fraction optional, zone Z/±HH:MM/±HHMM/±HH, none =
-/// UTC), a bare date, or Unix milliseconds as a digit string. Returns Unix ms.
-std::optional<std::int64_t> parse_datetime_text(std::string_view s) noexcept;
 
 // ---- validation ----
 

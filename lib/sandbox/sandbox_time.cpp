@@ -86,14 +86,6 @@ std::int64_t civil_to_ms(int y, int mo, int d, int h, int mi, int s) noexcept {
          1000;
 }
 
-std::string format_iso_ms(std::int64_t ms) {
-  Civil c = split(ms);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ", static_cast<long long>(c.y), c.mo, c.d,
-                c.h, c.mi, c.s, c.ms);
-  return buf;
-}
-
 std::string format_pipedrive_time(std::int64_t ms) {
   Civil c = split(ms);
   char buf[40];
@@ -113,60 +105,6 @@ bool is_valid_date(std::string_view s) noexcept {
   std::size_t pos = 0;
   int y = 0, mo = 0, d = 0;
   return s.size() == 10 && parse_date_part(s, pos, y, mo, d);
-}
-
-std::optional<std::int64_t> parse_datetime_text(std::string_view s) noexcept {
-  if (s.empty()) return std::nullopt;
-  bool all_digits = true;
-  for (char c : s) all_digits = all_digits && is_digit(c);
-  if (all_digits) {
-    if (s.size() > 16) return std::nullopt;
-    std::int64_t v = 0;
-    for (char c : s) v = v * 10 + (c - '0');
-    return v;
-  }
-  std::size_t pos = 0;
-  int y = 0, mo = 0, d = 0;
-  if (!parse_date_part(s, pos, y, mo, d)) return std::nullopt;
-  std::int64_t ms = civil_to_ms(y, mo, d);
-  if (pos == s.size()) return ms;
-  if (s[pos] != 'T' && s[pos] != ' ') return std::nullopt;
-  ++pos;
-  int h = 0, mi = 0, sec = 0;
-  if (!digits(s, pos, 2, h) || pos >= s.size() || s[pos++] != ':' || !digits(s, pos, 2, mi)) return std::nullopt;
-  if (pos < s.size() && s[pos] == ':') {
-    ++pos;
-    if (!digits(s, pos, 2, sec)) return std::nullopt;
-    if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
-      ++pos;
-      std::size_t start = pos;
-      int frac = 0, scale = 0;
-      while (pos < s.size() && is_digit(s[pos])) {
-        if (scale < 3) {
-          frac = frac * 10 + (s[pos] - '0');
-          ++scale;
-        }
-        ++pos;
-      }
-      if (pos == start) return std::nullopt;
-      while (scale++ < 3) frac *= 10;
-      ms += frac;
-    }
-  }
-  if (h > 23 || mi > 59 || sec > 59) return std::nullopt;
-  ms += (static_cast<std::int64_t>(h) * 3600 + mi * 60 + sec) * 1000;
-  if (pos == s.size()) return ms;
-  if (s[pos] == 'Z' && pos + 1 == s.size()) return ms;
-  if (s[pos] != '+' && s[pos] != '-') return std::nullopt;
-  int sign = s[pos++] == '-' ? -1 : 1;
-  int oh = 0, om = 0;
-  if (!digits(s, pos, 2, oh)) return std::nullopt;
-  if (pos < s.size()) {
-    if (s[pos] == ':') ++pos;
-    if (!digits(s, pos, 2, om)) return std::nullopt;
-  }
-  if (pos != s.size() || oh > 23 || om > 59) return std::nullopt;
-  return ms - sign * (static_cast<std::int64_t>(oh) * 3600 + om * 60) * 1000;
 }
 
 }  // namespace cmg::sandbox::internal

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "crmmigrate/core/record.hpp"
+#include "crmmigrate/core/time.hpp"
 #include "sandbox/sandbox_internal.hpp"
 
 namespace cmg::sandbox::internal {
@@ -121,7 +122,7 @@ std::pair<std::string, std::string> type_problem(const FieldSchema& f, const jso
     case FieldType::kDateTime: {
       bool ok = (v.is_int64() && v.get_int64() >= 0) || v.is_uint64() ||
                 (v.is_double() && v.get_double() >= 0 && v.get_double() == std::floor(v.get_double())) ||
-                (v.is_string() && parse_datetime_text(v.get_string()).has_value());
+                (v.is_string() && parse_timestamp_ms(v.get_string()).has_value());
       if (ok) return {};
       return {"INVALID_DATETIME",
               quoted(text) + " is not a valid date-time (ISO 8601 or Unix milliseconds)"};
