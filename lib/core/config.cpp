@@ -117,8 +117,11 @@ Status parse_connector(const json::value* v, const std::string& path, ConnectorC
     for (const auto& [k, val] : *oo) {
       std::string key(k);
       for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string compact;  // "apiKey", "API-Key", "api_key" → "apikey"
+      for (char c : key)
+        if (c != '_' && c != '-') compact.push_back(c);
       bool secretish = key.find("token") != std::string::npos || key.find("secret") != std::string::npos ||
-                       key.find("password") != std::string::npos || key == "api_key";
+                       key.find("password") != std::string::npos || compact.find("apikey") != std::string::npos;
       bool names_env = key.size() > 4 && key.compare(key.size() - 4, 4, "_env") == 0;
       if (secretish && !names_env)
         return config_error(r.at("options") + "." + std::string(k) +

@@ -382,11 +382,13 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
   }
 
   for (const auto& [f, v] : corrections) {
-    // A reviewer's correction replaces the value and clears the problems it answers.
-    set_field(std::string(f), v);
+    // A reviewer's correction replaces the value and clears the problems it answers; an invalid
+    // correction is itself a problem (so it is cleared first) and leaves no stale value behind.
     out.problems.erase(std::remove_if(out.problems.begin(), out.problems.end(),
                                       [&](const Problem& p) { return p.field == f && p.reason != Reason::kParentQueued; }),
                        out.problems.end());
+    out.fields.erase(f);
+    set_field(std::string(f), v);
   }
   // Null fields are not sent: a blank source value leaves the destination untouched.
   for (auto it = out.fields.begin(); it != out.fields.end();) {

@@ -31,6 +31,9 @@ std::string suggest_option(const std::string& v, const std::vector<Option>& opts
   std::string s = closest_match(v, option_names(opts));
   for (const auto& o : opts)
     if (o.label == s && !s.empty()) return o.value + " (" + o.label + ")";
+  // The same "value (label)" form when the value itself was the closest.
+  for (const auto& o : opts)
+    if (o.value == s && !s.empty() && !o.label.empty() && o.label != o.value) return o.value + " (" + o.label + ")";
   return s;
 }
 

@@ -59,7 +59,10 @@ Status Migration::Impl::enqueue(Txn& t, const std::string& object, const std::st
   if (!item.contains("corrections")) item["corrections"] = json::object{};
   CMG_ASSIGN_OR_RETURN(auto src, get_json(t, state::kSrc, k));
   if (src) item["source"] = src->at("fields");
-  for (auto& [ek, ev] : extra) item[ek] = ev;
+  for (auto& [ek, ev] : extra) {
+    if (ek == "status" || ek == "id" || ek == "reason") continue;  // the item's own fields are not overridable
+    item[ek] = ev;
+  }
   CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, item));
   CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, k, json::object{{"s", "queued"}}));
   json::object ev{{"action", "queued"}, {"object", object}, {"source_id", sid}, {"reason", reason_name(reason)},

@@ -613,6 +613,7 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
       CMG_ASSIGN_OR_RETURN(auto qi, get_json(t, state::kQueue, k));
       if (qi && str(*qi, "status") != "resolved" && str(*qi, "status") != "skipped") {
         (*qi)["status"] = "resolved";
+        qi->erase("reprocessing");
         (*qi)["resolved_at"] = format_timestamp_ms(state::now_ms());
         (*qi)["destination_id"] = dest_id;
         CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, *qi));
@@ -784,7 +785,7 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
             ps.push_back({reason, fe.field, fe.value, fe.code, fe.message, ""});
           if (ps.empty()) ps.push_back({reason, "", "", std::to_string(r.status), r.message, ""});
           for (const auto& mem : from_array(p.plan.if_contains("members")))
-            CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", json::object{{"status", r.status}}, &ctx));
+            CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", json::object{{"destination_status", r.status}}, &ctx));
           record_outcome(true);
         }
         return Status::ok();
@@ -893,6 +894,8 @@ Status Migration::Impl::resolve_intents(RunCtx& ctx) {
         CMG_ASSIGN_OR_RETURN(auto qi, get_json(t, state::kQueue, mk));
         if (qi && str(*qi, "status") != "resolved" && str(*qi, "status") != "skipped") {
           (*qi)["status"] = "resolved";
+          qi->erase("reprocessing");
+          (*qi)["resolved_at"] = format_timestamp_ms(state::now_ms());
           (*qi)["destination_id"] = *found;
           CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, mk, *qi));
         }

@@ -202,7 +202,7 @@ TEST_CASE("an inline secret in connector options is refused without echoing the 
     auto d = base();
     d.at("destination").as_object()["options"] = json::object{{key, "s3cr3t-VALUE-42"}};
     auto r = parse(d);
-    CHECK_MESSAGE(!r.is_ok(), key);
+    CHECK_MESSAGE(!r.is_ok(), std::string(key));
     if (!r.is_ok()) {
       CHECK(r.status().message().find("secrets must not be inline") != std::string::npos);
       CHECK(r.status().message().find("s3cr3t") == std::string::npos);

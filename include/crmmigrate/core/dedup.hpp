@@ -135,6 +135,7 @@ class Deduplicator {
   Deduplicator(const Deduplicator&) = delete;
   Deduplicator& operator=(const Deduplicator&) = delete;
 
+  /// The cascade given to the constructor (borrowed; valid for the object's lifetime).
   const std::vector<DedupKey>& keys() const noexcept;
 
   /// Adds a source entity. `values_per_level` has one entry per key (same order); each entry holds

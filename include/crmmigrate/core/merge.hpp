@@ -93,9 +93,12 @@ class FieldMergeRule final : public MergeRule {
                           std::map<std::string, MergeStrategy> per_field = {},
                           bool skip_when_unchanged = false);
 
+  /// "field:<default strategy name>".
   std::string name() const override;
+  /// See MergeRule::merge(). Always OK unless `output` is null (kInvalidArgument).
   Status merge(const MergeInput& input, MergeOutcome* output) const override;
 
+  /// The strategy applied to `field`: its per-field entry, else the default.
   MergeStrategy strategy_for(std::string_view field) const;
 
  private:

@@ -70,6 +70,7 @@ class PhoneNormalizer {
   /// caller. Thread-safe.
   std::optional<std::string> to_e164(std::string_view raw) const;
 
+  /// The default region, upper-cased (borrowed; valid for the object's lifetime).
   const std::string& default_region() const noexcept { return region_; }
 
  private:

@@ -116,8 +116,8 @@ class SandboxCrm : public Source, public Destination {
   /// Applies `ops` in order inside ONE write transaction (after a crash the whole batch is applied
   /// or none of it) and returns one WriteResult per op. Each op is validated on its own, as the
   /// platform would (a failed op does not fail the others): kUpsert creates (201) or updates (200)
-  /// the record whose id_property equals `idempotency_key`; kUpdate updates record `id` (404 when
-  /// absent). Validation failures are 400 with FieldErrors coded PROPERTY_DOESNT_EXIST,
+  /// the record whose id_property equals `idempotency_key` (an object without an id_property, as
+  /// in the pipedrive preset, always creates); kUpdate updates record `id` (404 when absent). Validation failures are 400 with FieldErrors coded PROPERTY_DOESNT_EXIST,
   /// READ_ONLY_VALUE, REQUIRED, INVALID_OPTION, INVALID_INTEGER, INVALID_NUMBER, INVALID_BOOLEAN,
   /// INVALID_DATE, INVALID_DATETIME, INVALID_EMAIL, INVALID_VALUE, TOO_LONG, INVALID_ASSOCIATION,
   /// INVALID_OWNER_ID; a unique value held by another record is 409 DUPLICATE_VALUE with
