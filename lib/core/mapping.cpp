@@ -77,6 +77,19 @@ std::string closest_match(const std::string& value, const std::vector<std::strin
   return best;
 }
 
+std::optional<std::string> translation_key(const Translation& t, const Record& record) {
+  std::string key;
+  bool all_blank = true;
+  for (std::size_t i = 0; i < t.from.size(); ++i) {
+    const json::value* raw = record.fields.if_contains(t.from[i]);
+    std::string s = raw ? value_to_text(*raw) : std::string();
+    all_blank = all_blank && s.empty();
+    key += (i ? "/" : "") + s;
+  }
+  if (all_blank) return std::nullopt;
+  return key;
+}
+
 std::optional<json::value> coerce_value(const json::value& v, FieldType t) {
   if (value_is_blank(v)) return json::value(nullptr);
   switch (t) {
@@ -313,15 +326,9 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
   }
 
   for (const auto& t : object_.translations) {
-    std::string key;
-    bool all_blank = true;
-    for (std::size_t i = 0; i < t.from.size(); ++i) {
-      const json::value* raw = source.fields.if_contains(t.from[i]);
-      std::string s = raw ? value_to_text(*raw) : std::string();
-      all_blank = all_blank && s.empty();
-      key += (i ? "/" : "") + s;
-    }
-    if (all_blank) continue;
+    auto tkey = translation_key(t, source);
+    if (!tkey) continue;
+    const std::string& key = *tkey;
     if (!object_.route_by.empty() && dest &&
         std::none_of(t.to.begin(), t.to.end(), [&](const std::string& f) { return dest->field(f) != nullptr; }))
       continue;

@@ -23,16 +23,21 @@ Result<std::string> sandbox_path(const ConnectorConfig& c, const std::string& ba
   return path.lexically_normal().string();
 }
 
+Result<std::shared_ptr<sandbox::SandboxCrm>> open_sandbox(const ConnectorConfig& c, const std::string& base_dir) {
+  CMG_ASSIGN_OR_RETURN(std::string dir, sandbox_path(c, base_dir));
+  auto sb = sandbox::SandboxCrm::open(dir);
+  if (!sb.is_ok())
+    return Status(Code::kUnavailable, c.json_path + ": " + sb.status().message() +
+                                          " (create it with `crmmigrate sandbox seed --scenario reference`)");
+  return sb;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Source>> make_source(const ConnectorConfig& c, const std::string& base_dir) {
   if (c.connector == "sandbox") {
-    CMG_ASSIGN_OR_RETURN(std::string dir, sandbox_path(c, base_dir));
-    auto sb = sandbox::SandboxCrm::open(dir);
-    if (!sb.is_ok())
-      return Status(Code::kUnavailable, c.json_path + ": " + sb.status().message() +
-                                            " (create it with `crmmigrate sandbox seed --scenario reference`)");
-    return std::shared_ptr<Source>(*sb);
+    CMG_ASSIGN_OR_RETURN(auto sb, open_sandbox(c, base_dir));
+    return std::shared_ptr<Source>(std::move(sb));
   }
   if (c.connector == "files") {
     CMG_ASSIGN_OR_RETURN(auto opts, files::file_source_options_from_json(json::value(c.options), c.json_path + ".options", base_dir));
@@ -43,12 +48,8 @@ Result<std::shared_ptr<Source>> make_source(const ConnectorConfig& c, const std:
 
 Result<std::shared_ptr<Destination>> make_destination(const ConnectorConfig& c, const std::string& base_dir) {
   if (c.connector == "sandbox") {
-    CMG_ASSIGN_OR_RETURN(std::string dir, sandbox_path(c, base_dir));
-    auto sb = sandbox::SandboxCrm::open(dir);
-    if (!sb.is_ok())
-      return Status(Code::kUnavailable, c.json_path + ": " + sb.status().message() +
-                                            " (create it with `crmmigrate sandbox seed --scenario reference`)");
-    return std::shared_ptr<Destination>(*sb);
+    CMG_ASSIGN_OR_RETURN(auto sb, open_sandbox(c, base_dir));
+    return std::shared_ptr<Destination>(std::move(sb));
   }
   return config_error(c.json_path + ".connector: unknown destination connector '" + c.connector + "' (available: sandbox)");
 }

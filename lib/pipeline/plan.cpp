@@ -143,25 +143,15 @@ Result<json::object> Migration::Impl::plan(bool approve, const std::string& revi
     ReadOptions ro;
     ro.batch_size = 1000;
     CMG_ASSIGN_OR_RETURN(auto reader, source->read(oc.source, ro));
-    RecordBatch batch;
-    for (;;) {
-      CMG_ASSIGN_OR_RETURN(bool more, reader->next(batch));
-      if (!more) break;
+    CMG_RETURN_IF_ERROR(for_each_batch(*reader, [&](RecordBatch& batch) {
       for (const auto& r : batch) {
         ++read;
         bool unmapped = false, owner_bad = false;
         for (const auto& t : oc.translations) {
           if (t.otherwise != "queue") continue;
-          std::string key;
-          bool blank = true;
-          for (std::size_t i = 0; i < t.from.size(); ++i) {
-            const auto* v = r.fields.if_contains(t.from[i]);
-            std::string s = v ? value_to_text(*v) : "";
-            blank = blank && s.empty();
-            key += (i ? "/" : "") + s;
-          }
-          if (blank || t.table.count(key)) continue;
-          auto& u = untranslated[t.name + "\x1f" + key];
+          auto key = translation_key(t, r);
+          if (!key || t.table.count(*key)) continue;
+          auto& u = untranslated[t.name + "\x1f" + *key];
           ++u.first;
           u.second = t.name;
           unmapped = true;
@@ -179,7 +169,8 @@ Result<json::object> Migration::Impl::plan(bool approve, const std::string& revi
         expected_unmapped += unmapped;
         expected_owner += owner_bad && !unmapped;
       }
-    }
+      return Status::ok();
+    }));
     json::array ua;
     for (const auto& [k, v] : untranslated) {
       std::string value = k.substr(k.find('\x1f') + 1);

@@ -31,6 +31,29 @@ bool queue_item_matches(const json::object& item, const QueueFilter& f) {
   return true;
 }
 
+namespace {
+
+// The queue items matching `f`, with their keys, read inside the caller's write transaction.
+Result<std::vector<std::pair<std::string, json::object>>> matching_items(Txn& t, const QueueFilter& f) {
+  std::vector<std::pair<std::string, json::object>> hits;
+  CMG_RETURN_IF_ERROR(t.scan(state::kQueue, "", [&](std::string_view k, std::string_view v) {
+    auto item = state::parse_object(v);
+    if (item && queue_item_matches(*item, f)) hits.emplace_back(std::string(k), std::move(*item));
+    return true;
+  }));
+  return hits;
+}
+
+bool no_selection(const QueueFilter& f) {
+  return f.id.empty() && f.reason.empty() && f.object.empty() && f.field.empty() && f.text.empty();
+}
+
+json::array history_of(json::object& item) {
+  return item["history"].is_array() ? item["history"].get_array() : json::array{};
+}
+
+}  // namespace
+
 Status Migration::Impl::enqueue(Txn& t, const std::string& object, const std::string& sid,
                                 const std::vector<Problem>& problems, const std::string& stage, json::object extra,
                                 RunCtx* ctx) {
@@ -100,25 +123,18 @@ Result<std::int64_t> Migration::Impl::queue_fix(const QueueFilter& f, const json
   if (reviewer.empty()) return invalid_argument("queue fix needs --reviewer NAME (recorded with the fix)");
   if (set.empty() && note.empty())
     return invalid_argument("queue fix needs --set field=value, or --note explaining the fix (e.g. a config change)");
-  if (f.id.empty() && f.reason.empty() && f.object.empty() && f.field.empty() && f.text.empty())
+  if (no_selection(f))
     return invalid_argument("queue fix needs an item id or a filter (--reason, --object, --field)");
-  QueueFilter open = f;
-  if (open.status.empty()) open.status = "";
   std::int64_t n = 0;
   CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-    std::vector<std::pair<std::string, json::object>> hits;
-    CMG_RETURN_IF_ERROR(t.scan(state::kQueue, "", [&](std::string_view k, std::string_view v) {
-      auto item = state::parse_object(v);
-      if (item && queue_item_matches(*item, open)) hits.emplace_back(std::string(k), std::move(*item));
-      return true;
-    }));
+    CMG_ASSIGN_OR_RETURN(auto hits, matching_items(t, f));
     std::string at = format_timestamp_ms(state::now_ms());
     for (auto& [k, item] : hits) {
       json::object corr = item["corrections"].is_object() ? item["corrections"].get_object() : json::object{};
       for (const auto& [fk, fv] : set) corr[fk] = fv;
       item["corrections"] = std::move(corr);
       item["status"] = "fixed";
-      json::array history = item["history"].is_array() ? item["history"].get_array() : json::array{};
+      json::array history = history_of(item);
       history.push_back(json::object{{"action", "fix"}, {"reviewer", reviewer}, {"at", at}, {"note", note}, {"set", set}});
       item["history"] = std::move(history);
       CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, item));
@@ -136,20 +152,15 @@ Result<std::int64_t> Migration::Impl::queue_skip(const QueueFilter& f, const std
                                                  const std::string& note) {
   if (reviewer.empty()) return invalid_argument("queue skip needs --reviewer NAME");
   if (note.empty()) return invalid_argument("queue skip needs --note TEXT saying why the record is not migrated");
-  if (f.id.empty() && f.reason.empty() && f.object.empty() && f.field.empty() && f.text.empty())
+  if (no_selection(f))
     return invalid_argument("queue skip needs an item id or a filter (--reason, --object, --field)");
   std::int64_t n = 0;
   CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-    std::vector<std::pair<std::string, json::object>> hits;
-    CMG_RETURN_IF_ERROR(t.scan(state::kQueue, "", [&](std::string_view k, std::string_view v) {
-      auto item = state::parse_object(v);
-      if (item && queue_item_matches(*item, f)) hits.emplace_back(std::string(k), std::move(*item));
-      return true;
-    }));
+    CMG_ASSIGN_OR_RETURN(auto hits, matching_items(t, f));
     std::string at = format_timestamp_ms(state::now_ms());
     for (auto& [k, item] : hits) {
       item["status"] = "skipped";
-      json::array history = item["history"].is_array() ? item["history"].get_array() : json::array{};
+      json::array history = history_of(item);
       history.push_back(json::object{{"action", "skip"}, {"reviewer", reviewer}, {"at", at}, {"note", note}});
       item["history"] = std::move(history);
       CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, item));

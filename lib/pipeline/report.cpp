@@ -155,16 +155,14 @@ Result<Report> Migration::Impl::reconcile(const RunOptions& opts) {
       ReadOptions ro;
       ro.batch_size = 1000;
       CMG_ASSIGN_OR_RETURN(auto reader, dest->list(dobj, ro));
-      RecordBatch batch;
-      for (;;) {
-        CMG_ASSIGN_OR_RETURN(bool more, reader->next(batch));
-        if (!more) break;
+      CMG_RETURN_IF_ERROR(for_each_batch(*reader, [&](RecordBatch& batch) {
         for (const auto& rec : batch) {
           const auto* k = rec.fields.if_contains(os->id_property);
           if (!k || value_is_blank(*k)) continue;
           seen[value_to_text(*k)].push_back(rec.id);
         }
-      }
+        return Status::ok();
+      }));
       for (const auto& [key, ids] : seen) {
         bool mine = ours.count(dobj + "\x1f" + key) > 0;
         // Keys of other objects' records can share a destination object only with routing; check our records db.

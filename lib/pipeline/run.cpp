@@ -254,11 +254,8 @@ Status Migration::Impl::index_destination(const ObjectConfig& oc) {
     ReadOptions ro;
     ro.batch_size = 1000;
     CMG_ASSIGN_OR_RETURN(auto reader, dest->list(dobj, ro));
-    RecordBatch batch;
-    for (;;) {
-      CMG_ASSIGN_OR_RETURN(bool more, reader->next(batch));
-      if (!more) break;
-      CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+    CMG_RETURN_IF_ERROR(for_each_batch(*reader, [&](RecordBatch& batch) {
+      return env->write([&](Txn& t) -> Status {
         for (const auto& r : batch) {
           std::string ext;
           if (!os->id_property.empty())
@@ -274,8 +271,8 @@ Status Migration::Impl::index_destination(const ObjectConfig& oc) {
                                        json::object{{"k", std::move(ka)}, {"o", dobj}, {"u", r.updated_at}}));
         }
         return Status::ok();
-      }));
-    }
+      });
+    }));
   }
   return Status::ok();
 }

@@ -343,8 +343,11 @@ GenStats generate(const std::string& path, std::size_t n) {
         phone = (h >> 24) % 2 == 0 ? format_phone(other, h >> 28) : "";
         ++gs.email_dups;
       } else {
-        // Same phone (another format), a different email: matched on phone only.
+        // Same phone (another format) and no email, or another email: matched on phone only.
+        // (With another email the email level vetoes the phone match — by design, a false merge
+        // is worse than a missed one — so only the blank-email half is expected to merge.)
         phone = format_phone(other, h >> 28);
+        if ((h >> 24) % 2 == 0) email.clear();
         ++gs.phone_dups;
       }
     } else {
@@ -475,6 +478,10 @@ int run_one(std::size_t n, const std::string& dir) {
   const std::string state = dir + "/state", dest = dir + "/destination";
   sampler.begin_phase();
   double open_s = 0, run_s = 0, run_cpu = 0;
+  long dry_anon_kb = 0;
+  std::string step;  // pipeline step being run ("extract", "map", "dedup")
+  json::object anon_by_step;
+  std::int64_t dedup_groups = -1;
   cmg::Report report;
   {
     auto sb = cmg::sandbox::SandboxCrm::create(dest, "hubspot");
@@ -495,6 +502,16 @@ int run_one(std::size_t n, const std::string& dir) {
     std::string last_phase;
     std::int64_t last_tenth = -1;
     ro.progress = [&](const cmg::Progress& p) {
+      if (p.phase != step) {
+        // Peak anonymous memory per pipeline step: a step runs from its first progress report to
+        // the first report of the next one (so "map" includes building the dedup groups).
+        const long kb = sampler.end_phase();
+        dry_anon_kb = std::max(dry_anon_kb, kb);
+        anon_by_step[step.empty() ? "setup" : step] = mib(kb);
+        sampler.begin_phase();
+        step = p.phase;
+      }
+      if (p.phase == "dedup") dedup_groups = p.total;
       // One line per phase and tenth of it.
       const std::int64_t total = p.total > 0 ? p.total : static_cast<std::int64_t>(n);
       const std::int64_t tenth = p.done * 10 / std::max<std::int64_t>(1, total);
@@ -513,7 +530,11 @@ int run_one(std::size_t n, const std::string& dir) {
     if (!rep.is_ok()) die(rep.status());
     report = std::move(*rep);
   }
-  const long dry_anon_kb = sampler.end_phase();
+  {
+    const long kb = sampler.end_phase();
+    dry_anon_kb = std::max(dry_anon_kb, kb);
+    anon_by_step[step.empty() ? "run" : step + "+report"] = mib(kb);
+  }
   anon_by_phase["dry_run"] = mib(dry_anon_kb);
   const long hwm_kb = status_kb("VmHWM");  // generate + parse + dry run (phones come later)
   const std::uintmax_t scratch_bytes = dir_bytes(state + "/dry-run");
@@ -601,7 +622,9 @@ int run_one(std::size_t n, const std::string& dir) {
   out["phones_normalized"] = fast_ok;
   out["csv_bytes"] = gs.bytes;
   out["scratch_state_mib"] = static_cast<double>(scratch_bytes) / 1048576.0;
+  out["dedup_groups"] = dedup_groups;
   out["peak_anon_mib_by_phase"] = std::move(anon_by_phase);
+  out["dry_run_peak_anon_mib_by_step"] = std::move(anon_by_step);
   out["generated"] = json::object{{"email_case_duplicates", gs.email_dups},
                                   {"phone_only_duplicates", gs.phone_dups},
                                   {"blank_phone", gs.blank_phone},

@@ -70,6 +70,12 @@ TEST_CASE("the reference scenario runs end to end: queue, fixes, reprocess, reco
   CHECK(counts_of(*r, "contacts").written == 3716);
   CHECK(counts_of(*r, "contacts").merged == 450);
   CHECK(counts_of(*r, "companies").merged == 40);
+  // The numbers the README pins.
+  CHECK(counts_of(*r, "deals").written == 1640);
+  CHECK(counts_of(*r, "notes").written == 5721);
+  CHECK(counts_of(*r, "notes").queued == 279);
+  CHECK(counts_of(*r, "activities").written == 370);
+  CHECK(counts_of(*r, "activities").queued == 30);
   CHECK(queued_with(m, "deals", "unmapped_value") == 140);
   CHECK(queued_with(m, "deals", "parent_queued") == 20);
   CHECK(queued_with(m, "contacts", "owner_unprovisioned") == 34);

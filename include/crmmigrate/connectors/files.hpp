@@ -319,4 +319,85 @@ Result<FileSourceOptions> file_source_options_from_json(const boost::json::value
 /// The returned source is thread-safe; options are copied.
 std::shared_ptr<Source> make_file_source(FileSourceOptions options);
 
+
+// ---------------------------------------------------------------------------------------------
+// FileDestination
+
+/// The property that holds a record's idempotency key (the source id) in every file a
+/// FileDestination writes. It is the first column (CSV) or key (JSONL) of each line, the object's
+/// id_property, and the record's destination id.
+inline constexpr std::string_view kFileDestinationIdProperty = "crm_source_id";
+
+/// One destination object type written to one file.
+struct FileDestinationObjectOptions {
+  std::string path;                    ///< the file; used as is (resolve relative paths first)
+  FileFormat format = FileFormat::kJsonl;
+  std::vector<std::string> fields;     ///< the object's fields (all kString), in CSV column order
+  std::vector<std::string> required;   ///< fields a record must have a non-blank value for
+  char delimiter = ',';                ///< CSV only
+};
+
+struct FileDestinationOptions {
+  std::map<std::string, FileDestinationObjectOptions, std::less<>> objects;  ///< object name → file
+  CsvOptions csv;      ///< limits for reading back CSV files (each object's delimiter wins)
+  JsonlOptions jsonl;  ///< limits for reading back JSONL files
+};
+
+/// Parses the `options` object of a files destination from a migration config:
+/// `{"objects": {"<name>": {"path": "out/contacts.jsonl", "format": "jsonl"|"csv",
+/// "fields": ["firstname", "email"], "required": ["email"]}}}`. "path" and "fields" are required;
+/// "format" defaults from the extension (".jsonl"/".ndjson" → jsonl, ".csv"/".tsv"/".txt" → csv,
+/// ".tsv" with a tab delimiter). Field names must be non-empty, distinct and not "crm_source_id"
+/// (added by the destination); "required" names must be listed in "fields". A relative path is
+/// resolved against `base_dir` (empty = as is). `json_path` prefixes messages. Returns kConfig
+/// naming the JSON path for a wrong type, a missing or unknown key (with a hint), an empty list,
+/// a bad format or two objects sharing a file. Files are not opened. Thread-safe.
+Result<FileDestinationOptions> file_destination_options_from_json(const boost::json::value& v,
+                                                                  std::string_view json_path,
+                                                                  const std::string& base_dir = {});
+
+/// Opens a Destination ("sink") that writes each object to an append-only JSONL or CSV file.
+///
+/// File content: one line per record version. JSONL lines are objects with "crm_source_id" first,
+/// then every field in `fields` order (null when the record has no value); CSV files start with
+/// the header `crm_source_id,<fields...>` and hold one row per version (an empty cell for no value;
+/// CSV cannot tell an empty string from no value, both read back as null). Values are strings:
+/// numbers and booleans are written as their text (value_to_text). **The last line for a key
+/// wins**: an update appends the record's complete new version, and readers of the file must keep
+/// the last line of each crm_source_id (the earlier lines are history).
+///
+/// Opening: each existing file is checked and indexed. A torn last line (bytes after the last
+/// complete record, e.g. the process was killed in the middle of a write) is truncated away; it
+/// was never acknowledged by write(). The remaining file is read with CsvReader / JsonlReader and
+/// the latest version of every key is kept in memory (memory grows with the number of distinct
+/// records). A CSV header that differs from `crm_source_id,<fields...>`, a JSONL key that is not a
+/// field, a value that is not a string or null, or an empty crm_source_id is kParse naming the
+/// file and line; other malformed input is reported as by the readers. A missing file is created
+/// (with its parent directories) by the first write() that has something to append.
+///
+/// Destination behaviour:
+/// - schema(): per object, "crm_source_id" (kString, unique; the id_property) then the fields
+///   (kString, `required` flags); no users.
+/// - write(): ops are applied in order. kUpsert creates the record whose crm_source_id is the
+///   idempotency key (kCreated, 201) or merges the given fields into it (kUpdated, 200); a merge
+///   that changes nothing appends nothing. kUpdate merges into the record whose crm_source_id is
+///   `id` (404 OBJECT_NOT_FOUND when there is none). Per-op failures (400) carry FieldErrors:
+///   PROPERTY_DOESNT_EXIST (a field not in the schema), REQUIRED (a required field blank after the
+///   merge, or an empty idempotency key), INVALID_VALUE (an array or object value, invalid UTF-8,
+///   NUL in CSV, a value longer than the read-back limits, a "crm_source_id" field that differs
+///   from the key). The lines of one call are appended with one write and made durable with one
+///   fsync before it returns; a failed append is rolled back (truncated) and returned as kIO.
+///   The destination id of a record is its crm_source_id.
+/// - find(): by "crm_source_id" through the index; by another field with a scan of the latest
+///   versions (exact text match; blank values never match). read(): by destination id.
+///   list(): the latest version of every record, ordered by crm_source_id (batch_size and
+///   `fields` are honoured, `since_*` ignored). count(): the number of distinct records.
+/// - quota(): unlimited, max_batch 1000.
+/// Unknown object names are kNotFound. Thread-safe (calls are serialised). Only one
+/// FileDestination may write a given file at a time (the migration lock ensures this).
+///
+/// Returns kInvalidArgument for options that file_destination_options_from_json would reject,
+/// kIO when a file cannot be read or truncated, kParse as above. `options` are taken over.
+Result<std::shared_ptr<Destination>> make_file_destination(FileDestinationOptions options);
+
 }  // namespace cmg::files

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,10 @@ class RecordReader {
   virtual ~RecordReader() = default;
   virtual Result<bool> next(RecordBatch& out) = 0;
 };
+
+/// Drains `reader`, calling `fn` with each batch (which `fn` may modify or move from). Stops at the
+/// first non-OK Status from the reader or from `fn` and returns it.
+Status for_each_batch(RecordReader& reader, const std::function<Status(RecordBatch&)>& fn);
 
 /// Where to start reading: everything, or records changed at/after (updated_at, id).
 struct ReadOptions {

@@ -87,6 +87,10 @@ class Mapper {
   const OwnerResolver& owners_;
 };
 
+/// The key of `record` in translation table `t`: its `from` values as text joined with "/";
+/// nullopt when they are all blank (nothing to translate).
+std::optional<std::string> translation_key(const Translation& t, const Record& record);
+
 /// Converts `v` to the JSON a destination field of type `t` takes. Returns nullopt when it cannot
 /// (e.g. "abc" for a number); blank values become null.
 std::optional<boost::json::value> coerce_value(const boost::json::value& v, FieldType t);
