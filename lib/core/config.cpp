@@ -103,6 +103,27 @@ Status as_object(const json::value& v, const std::string& path, const json::obje
   return Status::ok();
 }
 
+// Secrets belong in the environment: refuse anything, at any depth, that looks like an inline
+// credential. The message names the key, never the value.
+Status refuse_inline_secrets(const json::object& o, const std::string& path) {
+  for (const auto& [k, val] : o) {
+    std::string key(k);
+    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string compact;  // "apiKey", "API-Key", "api_key" → "apikey"
+    for (char c : key)
+      if (c != '_' && c != '-') compact.push_back(c);
+    bool secretish = key.find("token") != std::string::npos || key.find("secret") != std::string::npos ||
+                     key.find("password") != std::string::npos || compact.find("apikey") != std::string::npos;
+    bool names_env = key.size() > 4 && key.compare(key.size() - 4, 4, "_env") == 0;
+    std::string at = path + "." + std::string(k);
+    if (secretish && !names_env)
+      return config_error(at + ": secrets must not be inline; name an environment variable with \"" + std::string(k) +
+                          "_env\"");
+    if (const auto* inner = val.if_object()) CMG_RETURN_IF_ERROR(refuse_inline_secrets(*inner, at));
+  }
+  return Status::ok();
+}
+
 Status parse_connector(const json::value* v, const std::string& path, ConnectorConfig& out) {
   if (!v) return config_error(path + ": required object is missing");
   const json::object* o;
@@ -113,21 +134,7 @@ Status parse_connector(const json::value* v, const std::string& path, ConnectorC
     const json::object* oo;
     CMG_RETURN_IF_ERROR(as_object(*opts, r.at("options"), oo));
     out.options = *oo;
-    // Secrets belong in the environment: refuse anything that looks like an inline credential.
-    for (const auto& [k, val] : *oo) {
-      std::string key(k);
-      for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      std::string compact;  // "apiKey", "API-Key", "api_key" → "apikey"
-      for (char c : key)
-        if (c != '_' && c != '-') compact.push_back(c);
-      bool secretish = key.find("token") != std::string::npos || key.find("secret") != std::string::npos ||
-                       key.find("password") != std::string::npos || compact.find("apikey") != std::string::npos;
-      bool names_env = key.size() > 4 && key.compare(key.size() - 4, 4, "_env") == 0;
-      if (secretish && !names_env)
-        return config_error(r.at("options") + "." + std::string(k) +
-                            ": secrets must not be inline; name an environment variable with \"" + std::string(k) +
-                            "_env\"");
-    }
+    CMG_RETURN_IF_ERROR(refuse_inline_secrets(*oo, r.at("options")));
   }
   out.json_path = path;
   return r.finish({"connector", "options"});

@@ -1,6 +1,7 @@
 #include "crmmigrate/core/mapping.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
@@ -101,18 +102,43 @@ std::optional<json::value> coerce_value(const json::value& v, FieldType t) {
         return v;
       }
       if (!v.is_string()) return std::nullopt;
+      // Plain decimals, optionally with "," thousands separators in groups of three ("1,234.50").
+      // Anything else ("1.234,50", "0x1A", "1e999") is refused rather than guessed at.
+      std::string_view in = v.get_string();
+      while (!in.empty() && in.front() == ' ') in.remove_prefix(1);
+      while (!in.empty() && in.back() == ' ') in.remove_suffix(1);
       std::string s;
-      for (char c : v.get_string())
-        if (c != ',' && c != ' ' && c != '_') s.push_back(c);  // "1,234.50"
-      if (s.empty()) return std::nullopt;
+      std::size_t digits_since_comma = 0;
+      bool seen_comma = false, seen_dot = false;
+      for (std::size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == ',') {
+          if (seen_dot || (seen_comma && digits_since_comma != 3) || digits_since_comma == 0) return std::nullopt;
+          seen_comma = true;
+          digits_since_comma = 0;
+          continue;
+        }
+        if (c == '.') {
+          if (seen_dot || (seen_comma && digits_since_comma != 3)) return std::nullopt;
+          seen_dot = true;
+        } else if (std::isdigit(static_cast<unsigned char>(c))) {
+          ++digits_since_comma;
+        } else if (!((c == '-' || c == '+') && i == 0)) {
+          return std::nullopt;
+        }
+        s.push_back(c);
+      }
+      if (seen_comma && !seen_dot && digits_since_comma != 3) return std::nullopt;
+      if (s.empty() || s == "-" || s == "+" || s == ".") return std::nullopt;
       char* end = nullptr;
+      errno = 0;
       if (t == FieldType::kInteger) {
         long long n = std::strtoll(s.c_str(), &end, 10);
-        if (*end != '\0') return std::nullopt;
+        if (*end != '\0' || errno == ERANGE) return std::nullopt;
         return json::value(static_cast<std::int64_t>(n));
       }
       double d = std::strtod(s.c_str(), &end);
-      if (*end != '\0' || !std::isfinite(d)) return std::nullopt;
+      if (*end != '\0' || errno == ERANGE || !std::isfinite(d)) return std::nullopt;
       return json::value(d);
     }
     case FieldType::kBool: {

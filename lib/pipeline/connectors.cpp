@@ -51,7 +51,11 @@ Result<std::shared_ptr<Destination>> make_destination(const ConnectorConfig& c, 
     CMG_ASSIGN_OR_RETURN(auto sb, open_sandbox(c, base_dir));
     return std::shared_ptr<Destination>(std::move(sb));
   }
-  return config_error(c.json_path + ".connector: unknown destination connector '" + c.connector + "' (available: sandbox)");
+  if (c.connector == "files") {
+    CMG_ASSIGN_OR_RETURN(auto opts, files::file_destination_options_from_json(json::value(c.options), c.json_path + ".options", base_dir));
+    return files::make_file_destination(std::move(opts));
+  }
+  return config_error(c.json_path + ".connector: unknown destination connector '" + c.connector + "' (available: sandbox, files)");
 }
 
 }  // namespace cmg

@@ -67,7 +67,8 @@ const MigrationConfig& Migration::config() const { return impl_->cfg; }
 void Migration::set_alert_callback(std::function<void(const Alert&)> cb) { impl_->alert_cb = std::move(cb); }
 
 Result<std::unique_ptr<Migration>> Migration::open(MigrationConfig config, std::shared_ptr<Source> source,
-                                                   std::shared_ptr<Destination> destination) {
+                                                   std::shared_ptr<Destination> destination,
+                                                   std::size_t initial_map_size) {
   auto impl = std::make_unique<Impl>();
   impl->cfg = std::move(config);
   if (!source) {
@@ -78,7 +79,11 @@ Result<std::unique_ptr<Migration>> Migration::open(MigrationConfig config, std::
   }
   impl->source = std::move(source);
   impl->dest = std::move(destination);
-  CMG_ASSIGN_OR_RETURN(impl->env, store::Env::open(impl->cfg.state_dir));
+  // The map only reserves address space (the file grows as pages are used), so start large.
+  impl->map_size = initial_map_size ? initial_map_size : (std::size_t{1} << 30);
+  store::EnvOptions eo;
+  eo.initial_map_size = impl->map_size;
+  CMG_ASSIGN_OR_RETURN(impl->env, store::Env::open(impl->cfg.state_dir, eo));
   return std::unique_ptr<Migration>(new Migration(std::move(impl)));
 }
 

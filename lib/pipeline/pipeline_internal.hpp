@@ -42,6 +42,7 @@ struct Migration::Impl {
   std::optional<Schema> src_schema, dst_schema;
   std::unique_ptr<OwnerResolver> owners;
   std::unique_ptr<PhoneNormalizer> phones;
+  std::size_t map_size = 0;  // initial LMDB map size of the state (and of a dry run's scratch state)
 
   // plan.cpp
   Status load_schemas();

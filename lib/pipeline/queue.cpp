@@ -127,6 +127,7 @@ Result<std::int64_t> Migration::Impl::queue_fix(const QueueFilter& f, const json
     return invalid_argument("queue fix needs an item id or a filter (--reason, --object, --field)");
   std::int64_t n = 0;
   CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+    n = 0;  // the body may run again after map growth
     CMG_ASSIGN_OR_RETURN(auto hits, matching_items(t, f));
     std::string at = format_timestamp_ms(state::now_ms());
     for (auto& [k, item] : hits) {
@@ -156,6 +157,7 @@ Result<std::int64_t> Migration::Impl::queue_skip(const QueueFilter& f, const std
     return invalid_argument("queue skip needs an item id or a filter (--reason, --object, --field)");
   std::int64_t n = 0;
   CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+    n = 0;  // the body may run again after map growth
     CMG_ASSIGN_OR_RETURN(auto hits, matching_items(t, f));
     std::string at = format_timestamp_ms(state::now_ms());
     for (auto& [k, item] : hits) {

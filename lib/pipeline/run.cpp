@@ -310,8 +310,19 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
   // Phase 1: map each record; problems go to the queue, the rest wait for dedup in `mapped`.
   for (std::size_t start = 0; start < ids.size(); start += kPlanBatch) {
     std::size_t end = std::min(ids.size(), start + kPlanBatch);
+    // Env::write may run this body again (map growth): everything it produces outside the
+    // transaction is collected here, reset at each attempt and applied only after the commit.
+    struct PendingSource {
+      std::string id;
+      std::int64_t updated_at;
+      std::vector<std::vector<std::string>> keys;
+    };
+    std::vector<PendingSource> sources;
     std::vector<std::pair<std::string, std::vector<std::vector<std::string>>>> dest_candidates;
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+      sources.clear();
+      dest_candidates.clear();
+      std::unordered_set<std::string> batch_dests;
       ParentLookup lookup = [&](const std::string& o, const std::string& sid) { return parent_state(t, o, sid); };
       for (std::size_t i = start; i < end; ++i) {
         const std::string& sid = ids[i];
@@ -347,14 +358,15 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
                          {"u", src.updated_at}, {"cv", config_version}}));
         CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, k, json::object{{"s", "mapped"}}));
         if (!oc.dedup_none) {
-          CMG_RETURN_IF_ERROR(dd.add_source(sid, src.updated_at, keys));
+          sources.push_back({sid, src.updated_at, keys});
           // Destination candidates sharing any key value (the veto needs all their key values).
           for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
             for (const auto& v : keys[lvl]) {
               std::string prefix = key_of({oc.name, std::to_string(lvl), v, ""});
               CMG_RETURN_IF_ERROR(t.scan(state::kDedup, prefix, [&](std::string_view dk, std::string_view) {
                 std::string did(store::split_key(dk)[3]);
-                if (dest_added.insert(did).second) dest_candidates.emplace_back(did, std::vector<std::vector<std::string>>{});
+                if (!dest_added.count(did) && batch_dests.insert(did).second)
+                  dest_candidates.emplace_back(did, std::vector<std::vector<std::string>>{});
                 return true;
               }));
             }
@@ -368,7 +380,11 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
       }
       return Status::ok();
     }));
-    for (auto& [did, dkeys] : dest_candidates) CMG_RETURN_IF_ERROR(dd.add_destination(did, dkeys));
+    for (auto& s : sources) CMG_RETURN_IF_ERROR(dd.add_source(s.id, s.updated_at, s.keys));
+    for (auto& [did, dkeys] : dest_candidates) {
+      dest_added.insert(did);
+      CMG_RETURN_IF_ERROR(dd.add_destination(did, dkeys));
+    }
     if (ctx.opts->progress) ctx.opts->progress({oc.name, "map", static_cast<std::int64_t>(end), static_cast<std::int64_t>(ids.size())});
   }
 
@@ -752,27 +768,27 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
     }
     {
       auto& res = *results;
-      std::vector<PendingOp> reroute;  // 409: the value exists — route back through dedup as a merge
+      // Env::write may run the body again (map growth), so the body only decides; the batch is
+      // changed, and outcomes counted, after the commit.
+      enum class Next { kConfirmed, kReroute, kRetry, kFailed };
+      std::vector<Next> next(batch.size(), Next::kFailed);
       CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
         for (std::size_t i = 0; i < batch.size(); ++i) {
-          auto& p = batch[i];
+          const auto& p = batch[i];
           const WriteResult& r = i < res.size() ? res[i] : WriteResult{};
           if (r.outcome != WriteResult::Outcome::kFailed) {
             std::string action = str(p.plan, "action");
             CMG_RETURN_IF_ERROR(confirm(t, p.primary, p.plan, r.id, action, r.status, p.attempts));
-            record_outcome(false);
+            next[i] = Next::kConfirmed;
             continue;
           }
           if (r.status == 409 && !r.existing_id.empty() && p.op.kind == WriteOp::Kind::kUpsert) {
             CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
-            p.plan["action"] = "update";
-            p.plan["dest_id"] = r.existing_id;
-            p.plan["rerouted"] = "409 " + r.message;
-            reroute.push_back(std::move(p));
+            next[i] = Next::kReroute;
             continue;
           }
-          if (r.retryable && ++p.attempts < kMaxAttempts) {
-            retry.push_back(std::move(p));
+          if (r.retryable && p.attempts + 1 < kMaxAttempts) {
+            next[i] = Next::kRetry;
             continue;
           }
           CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
@@ -783,13 +799,33 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
           if (ps.empty()) ps.push_back({reason, "", "", std::to_string(r.status), r.message, ""});
           for (const auto& mem : from_array(p.plan.if_contains("members")))
             CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", json::object{{"destination_status", r.status}}, &ctx));
-          record_outcome(true);
+          next[i] = Next::kFailed;
         }
         return Status::ok();
       }));
+      std::vector<PendingOp> reroute;  // 409: the value exists — route back through dedup as a merge
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& p = batch[i];
+        const WriteResult& r = i < res.size() ? res[i] : WriteResult{};
+        switch (next[i]) {
+          case Next::kConfirmed: record_outcome(false); break;
+          case Next::kFailed: record_outcome(true); break;
+          case Next::kRetry:
+            ++p.attempts;
+            retry.push_back(std::move(p));
+            break;
+          case Next::kReroute:
+            p.plan["action"] = "update";
+            p.plan["dest_id"] = r.existing_id;
+            p.plan["rerouted"] = "409 " + r.message;
+            reroute.push_back(std::move(p));
+            break;
+        }
+      }
       crash_point("after_confirm");
-      for (const auto& p : batch)
-        if (p.plan.contains("members")) ctx.written_this_call += static_cast<std::int64_t>(from_array(p.plan.if_contains("members")).size());
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        if (next[i] == Next::kConfirmed)
+          ctx.written_this_call += static_cast<std::int64_t>(from_array(batch[i].plan.if_contains("members")).size());
       // A 409 means the destination already holds the record: read it and merge instead.
       for (auto& p : reroute) {
         CMG_ASSIGN_OR_RETURN(auto recs, dest->read(dobj, {str(p.plan, "dest_id")}));
@@ -978,6 +1014,7 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess) {
     std::filesystem::remove_all(scratch, ec);
     store::EnvOptions eo;
     eo.no_sync = true;
+    eo.initial_map_size = map_size;
     CMG_ASSIGN_OR_RETURN(auto scratch_env, store::Env::open(scratch, eo));
     real_env = std::move(env);
     env = std::move(scratch_env);

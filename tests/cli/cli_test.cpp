@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <fstream>
 #include <map>
 
@@ -203,4 +204,46 @@ TEST_CASE("the CLI walks the reviewer flow to a complete reconcile with exit cod
   CHECK(audit.out.find("\"action\":\"written\"") != std::string::npos);
   auto csv = run_cli({"audit", "-c", cfg, "--record", id, "--format", "csv"}, {}, sc.dir.path());
   CHECK(csv.out.rfind("seq,time,action,object,source_id", 0) == 0);
+}
+
+TEST_CASE("SIGTERM stops a run cleanly after the in-flight batch and the next run completes it") {
+  Scenario sc;
+  std::string cfg = sc.config_file();
+  REQUIRE(run_cli({"plan", "-c", cfg, "--approve", "--reviewer", "Avery"}, {}, sc.dir.path()).code == 0);
+  std::string out_path = sc.dir.sub("run.out"), err_path = sc.dir.sub("run.err");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::string exe = CMG_CLI_PATH;
+    ::execl(exe.c_str(), exe.c_str(), "run", "-c", cfg.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until contacts are being written (the run then still has deals, notes and activities
+  // ahead of it), then ask it to stop.
+  bool started = false;
+  for (int i = 0; i < 400 && !started; ++i) {
+    auto st = run_cli({"status", "-c", cfg, "--json"}, {}, sc.dir.path());
+    auto v = json::parse(st.out).as_object();
+    started = v.at("objects").at("contacts").at("written").to_number<int>() > 0;
+    if (!started) ::usleep(25000);
+  }
+  REQUIRE(started);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK(slurp_file(out_path).find("stopped cleanly on request") != std::string::npos);
+  auto mid = json_out(run_cli({"status", "-c", cfg, "--json"}, {}, sc.dir.path()));
+  CHECK(mid.at("objects").at("notes").at("written").to_number<int>() < 5721);
+
+  auto resumed = run_cli({"run", "-c", cfg, "--json"}, {}, sc.dir.path());
+  CHECK(resumed.code == 1);
+  auto rep = json_out(resumed);
+  CHECK(rep.at("objects").at("contacts").at("written").to_number<int>() == 3716);
+  CHECK(rep.at("objects").at("notes").at("written").to_number<int>() == 5721);
+  CHECK(duplicates_in(sc.dir.sub("sandbox/destination")) == 0);
 }

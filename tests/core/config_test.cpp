@@ -309,3 +309,15 @@ TEST_CASE("json_hash ignores key order and changes with any value") {
   REQUIRE(p3.is_ok());
   CHECK(p1->hash != p3->hash);
 }
+
+TEST_CASE("a secret nested inside connector options is refused by its path without its value") {
+  std::string text = R"({"name": "n", "source": {"connector": "x", "options": {"auth": {"password": "s3cr3t-NESTED-7"}}},
+    "destination": {"connector": "y"},
+    "objects": [{"name": "a", "source": "a", "destination": "a", "fields": {"f": "f"}, "dedup": "none"}]})";
+  auto r = cmg::parse_config(text, "m.json", "/tmp");
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message() ==
+        "m.json: $.source.options.auth.password: secrets must not be inline; name an environment variable with "
+        "\"password_env\"");
+  CHECK(r.status().message().find("s3cr3t") == std::string::npos);
+}

@@ -516,3 +516,17 @@ TEST_CASE("closest_match suggests a near candidate and nothing for noise") {
   CHECK(cmg::closest_match("zzzzzz", c).empty());
   CHECK(cmg::closest_match("x", {}).empty());
 }
+
+TEST_CASE("numbers with thousands separators coerce; ambiguous or out-of-range numbers are refused") {
+  using cmg::coerce_value;
+  using cmg::FieldType;
+  namespace json = boost::json;
+  CHECK(coerce_value(json::value("1,234.50"), FieldType::kNumber)->as_double() == doctest::Approx(1234.5));
+  CHECK(coerce_value(json::value("-12,345,678"), FieldType::kInteger)->as_int64() == -12345678);
+  CHECK(coerce_value(json::value(" 42 "), FieldType::kInteger)->as_int64() == 42);
+  CHECK_FALSE(coerce_value(json::value("1.234,50"), FieldType::kNumber));
+  CHECK_FALSE(coerce_value(json::value("12,34"), FieldType::kNumber));
+  CHECK_FALSE(coerce_value(json::value("0x1A"), FieldType::kNumber));
+  CHECK_FALSE(coerce_value(json::value("1e999"), FieldType::kNumber));
+  CHECK_FALSE(coerce_value(json::value("99999999999999999999"), FieldType::kInteger));
+}

@@ -147,3 +147,21 @@ TEST_CASE("non-retryable rejections above the threshold halt the run until ackno
   REQUIRE(rejected.is_ok());
   CHECK(static_cast<std::int64_t>(rejected->size()) == d.queued - 160);
 }
+
+TEST_CASE("a state that starts with a tiny map grows it and reaches the same outcome") {
+  Scenario sc;
+  auto mig = Migration::open(sc.config(), nullptr, nullptr, 256 * 1024);
+  REQUIRE(mig.is_ok());
+  REQUIRE((*mig)->plan(true, "Avery").is_ok());
+  RunOptions ro;
+  auto r = (*mig)->run(ro);
+  REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+  CHECK(counts_of(*r, "contacts").written == 3716);
+  CHECK(counts_of(*r, "contacts").merged == 450);
+  CHECK(counts_of(*r, "notes").written == 5721);
+  QueueFilter f;
+  f.reason = "owner_unprovisioned";
+  auto fixed = (*mig)->queue_fix(f, json::object{{"hubspot_owner_id", sc.manifest.reassign_owner_id}}, "Sam", "");
+  REQUIRE(fixed.is_ok());
+  CHECK(*fixed == 34);
+}

@@ -85,8 +85,11 @@ class Migration {
   /// Opens the migration described by `config`: its state environment (created when missing) and
   /// its connectors. `source`/`destination` replace the configured connectors when given (custom
   /// connectors). Errors: kConfig for unknown connectors, kUnavailable/kNotFound when unreachable.
+  /// `initial_map_size` sets the state's first LMDB map size in bytes (0 = 1 GiB; it grows on demand
+  /// either way — tests use a tiny one to exercise growth).
   static Result<std::unique_ptr<Migration>> open(MigrationConfig config, std::shared_ptr<Source> source = nullptr,
-                                                 std::shared_ptr<Destination> destination = nullptr);
+                                                 std::shared_ptr<Destination> destination = nullptr,
+                                                 std::size_t initial_map_size = 0);
   ~Migration();
 
   /// The coverage report (zero writes to the destination). With `approve`, records a sign-off by
