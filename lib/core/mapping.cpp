@@ -192,9 +192,17 @@ OwnerResolver::OwnerResolver(const std::vector<User>& source_users, const std::v
     if (!u.name.empty()) dest_by_name_.emplace(norm_key(u.name), i);
     dest_by_id_.emplace(u.id, i);
   }
+  for (const auto& u : source_users_)
+    for (const std::string& k : {u.id, u.email, u.name})
+      if (!k.empty() && !known_.count(k)) known_.emplace(k, resolve_uncached(k));
 }
 
 OwnerResolver::Resolution OwnerResolver::resolve(const std::string& value) const {
+  auto it = known_.find(value);
+  return it != known_.end() ? it->second : resolve_uncached(value);
+}
+
+OwnerResolver::Resolution OwnerResolver::resolve_uncached(const std::string& value) const {
   Resolution r;
   const User* su = nullptr;
   for (const auto& u : source_users_)

@@ -31,7 +31,7 @@ using store::Txn;
 namespace {
 
 constexpr std::size_t kExtractBatch = 1000;
-constexpr std::size_t kPlanBatch = 1000;
+constexpr std::size_t kPlanBatch = 2000;
 constexpr int kMaxAttempts = 5;
 
 std::string status_of(const json::object& rec) { return str(rec, "s"); }
@@ -388,27 +388,13 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
     if (ctx.opts->progress) ctx.opts->progress({oc.name, "map", static_cast<std::int64_t>(end), static_cast<std::int64_t>(ids.size())});
   }
 
-  // Phase 2: groups → plans. Collect the groups first (they are small: ids only).
-  std::vector<DedupGroup> groups;
-  if (oc.dedup_none) {
-    CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
-      return t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view k, std::string_view v) {
-        if (v.find("\"s\":\"mapped\"") != std::string_view::npos) {
-          DedupGroup g;
-          g.members.push_back({std::string(store::split_key(k)[1]), 0, ""});
-          groups.push_back(std::move(g));
-        }
-        return true;
-      });
-    }));
-  } else {
-    CMG_ASSIGN_OR_RETURN(groups, dd.resolve());
-  }
-
+  // Phase 2: groups → plans, a chunk of groups per transaction. Groups are streamed out of the
+  // deduplicator so that only one chunk is held at a time.
   FieldMergeRule rule(oc.merge_default, oc.merge_fields, oc.skip_unchanged);
   SchemaValidator validator;
-  for (std::size_t start = 0; start < groups.size(); start += kPlanBatch) {
-    std::size_t end = std::min(groups.size(), start + kPlanBatch);
+  std::int64_t planned_groups = 0;
+  auto plan_chunk = [&](const std::vector<DedupGroup>& groups) -> Status {
+    const std::size_t start = 0, end = groups.size();
     // Destination records of the matched groups, read in one go per batch.
     std::map<std::string, std::vector<std::string>> to_read;  // destination object → ids
     std::map<std::string, std::string> dest_object_of;
@@ -550,9 +536,39 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
       }
       return Status::ok();
     }));
-    if (ctx.opts->progress)
-      ctx.opts->progress({oc.name, "dedup", static_cast<std::int64_t>(end), static_cast<std::int64_t>(groups.size())});
+    planned_groups += static_cast<std::int64_t>(groups.size());
+    if (ctx.opts->progress) ctx.opts->progress({oc.name, "dedup", planned_groups, -1});
+    return Status::ok();
+  };
+
+  std::vector<DedupGroup> chunk;
+  if (oc.dedup_none) {
+    std::vector<std::string> mapped_ids;
+    CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
+      return t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view k, std::string_view v) {
+        if (v.find("\"s\":\"mapped\"") != std::string_view::npos) mapped_ids.emplace_back(store::split_key(k)[1]);
+        return true;
+      });
+    }));
+    for (auto& id : mapped_ids) {
+      DedupGroup g;
+      g.members.push_back({std::move(id), 0, ""});
+      chunk.push_back(std::move(g));
+      if (chunk.size() >= kPlanBatch) {
+        CMG_RETURN_IF_ERROR(plan_chunk(chunk));
+        chunk.clear();
+      }
+    }
+  } else {
+    CMG_RETURN_IF_ERROR(dd.resolve([&](const DedupGroup& g) -> Status {
+      chunk.push_back(g);
+      if (chunk.size() < kPlanBatch) return Status::ok();
+      Status st = plan_chunk(chunk);
+      chunk.clear();
+      return st;
+    }));
   }
+  if (!chunk.empty()) CMG_RETURN_IF_ERROR(plan_chunk(chunk));
   return Status::ok();
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "crmmigrate/core/config.hpp"
@@ -39,6 +40,9 @@ class OwnerResolver {
   std::vector<User> destination_users_;
   OwnersConfig config_;
   std::map<std::string, std::size_t> dest_by_email_, dest_by_name_, dest_by_id_;
+  // Every source user's id, email and name resolved once: records name few distinct owners.
+  std::unordered_map<std::string, Resolution> known_;
+  Resolution resolve_uncached(const std::string& value) const;
 };
 
 /// Where a parent record stands, as the pipeline state knows it.
