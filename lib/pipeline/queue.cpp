@@ -48,8 +48,33 @@ bool no_selection(const QueueFilter& f) {
   return f.id.empty() && f.reason.empty() && f.object.empty() && f.field.empty() && f.text.empty();
 }
 
-json::array history_of(json::object& item) {
-  return item["history"].is_array() ? item["history"].get_array() : json::array{};
+// Applies a reviewer's action to every item matching `f`, in one transaction, appending `entry`
+// (plus the time) to each item's history. Returns how many items it touched.
+using ReviewAction = std::function<Status(Txn&, const std::string& key, json::object& item)>;
+Result<std::int64_t> review_items(store::Env& env, const QueueFilter& f, json::object entry, const ReviewAction& act) {
+  std::int64_t n = 0;
+  entry["at"] = format_timestamp_ms(state::now_ms());
+  CMG_RETURN_IF_ERROR(env.write([&](Txn& t) -> Status {
+    n = 0;  // the body may run again after map growth
+    CMG_ASSIGN_OR_RETURN(auto hits, matching_items(t, f));
+    for (auto& [k, item] : hits) {
+      json::array history = item["history"].is_array() ? item["history"].get_array() : json::array{};
+      history.push_back(entry);
+      item["history"] = std::move(history);
+      CMG_RETURN_IF_ERROR(act(t, k, item));
+      CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, item));
+      json::object ev = entry;
+      ev.erase("at");
+      ev["action"] = entry.at("action").as_string() == "fix" ? "fixed" : "skipped";
+      ev["object"] = str(item, "object");
+      ev["source_id"] = str(item, "source_id");
+      ev["reason"] = str(item, "reason");
+      CMG_RETURN_IF_ERROR(state::append_audit(t, std::move(ev)));
+      ++n;
+    }
+    return Status::ok();
+  }));
+  return n;
 }
 
 }  // namespace
@@ -125,28 +150,15 @@ Result<std::int64_t> Migration::Impl::queue_fix(const QueueFilter& f, const json
     return invalid_argument("queue fix needs --set field=value, or --note explaining the fix (e.g. a config change)");
   if (no_selection(f))
     return invalid_argument("queue fix needs an item id or a filter (--reason, --object, --field)");
-  std::int64_t n = 0;
-  CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-    n = 0;  // the body may run again after map growth
-    CMG_ASSIGN_OR_RETURN(auto hits, matching_items(t, f));
-    std::string at = format_timestamp_ms(state::now_ms());
-    for (auto& [k, item] : hits) {
-      json::object corr = item["corrections"].is_object() ? item["corrections"].get_object() : json::object{};
-      for (const auto& [fk, fv] : set) corr[fk] = fv;
-      item["corrections"] = std::move(corr);
-      item["status"] = "fixed";
-      json::array history = history_of(item);
-      history.push_back(json::object{{"action", "fix"}, {"reviewer", reviewer}, {"at", at}, {"note", note}, {"set", set}});
-      item["history"] = std::move(history);
-      CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, item));
-      CMG_RETURN_IF_ERROR(state::append_audit(
-          t, json::object{{"action", "fixed"}, {"object", str(item, "object")}, {"source_id", str(item, "source_id")},
-                          {"reviewer", reviewer}, {"note", note}, {"set", set}, {"reason", str(item, "reason")}}));
-      ++n;
-    }
-    return Status::ok();
-  }));
-  return n;
+  return review_items(*env, f, json::object{{"action", "fix"}, {"reviewer", reviewer}, {"note", note}, {"set", set}},
+                      [&](Txn&, const std::string&, json::object& item) {
+                        json::object corr =
+                            item["corrections"].is_object() ? item["corrections"].get_object() : json::object{};
+                        for (const auto& [fk, fv] : set) corr[fk] = fv;
+                        item["corrections"] = std::move(corr);
+                        item["status"] = "fixed";
+                        return Status::ok();
+                      });
 }
 
 Result<std::int64_t> Migration::Impl::queue_skip(const QueueFilter& f, const std::string& reviewer,
@@ -155,26 +167,11 @@ Result<std::int64_t> Migration::Impl::queue_skip(const QueueFilter& f, const std
   if (note.empty()) return invalid_argument("queue skip needs --note TEXT saying why the record is not migrated");
   if (no_selection(f))
     return invalid_argument("queue skip needs an item id or a filter (--reason, --object, --field)");
-  std::int64_t n = 0;
-  CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-    n = 0;  // the body may run again after map growth
-    CMG_ASSIGN_OR_RETURN(auto hits, matching_items(t, f));
-    std::string at = format_timestamp_ms(state::now_ms());
-    for (auto& [k, item] : hits) {
-      item["status"] = "skipped";
-      json::array history = history_of(item);
-      history.push_back(json::object{{"action", "skip"}, {"reviewer", reviewer}, {"at", at}, {"note", note}});
-      item["history"] = std::move(history);
-      CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, item));
-      CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, k, json::object{{"s", "skipped"}, {"by", reviewer}}));
-      CMG_RETURN_IF_ERROR(state::append_audit(
-          t, json::object{{"action", "skipped"}, {"object", str(item, "object")}, {"source_id", str(item, "source_id")},
-                          {"reviewer", reviewer}, {"note", note}, {"reason", str(item, "reason")}}));
-      ++n;
-    }
-    return Status::ok();
-  }));
-  return n;
+  return review_items(*env, f, json::object{{"action", "skip"}, {"reviewer", reviewer}, {"note", note}},
+                      [&](Txn& t, const std::string& k, json::object& item) {
+                        item["status"] = "skipped";
+                        return put_json(t, state::kRecords, k, json::object{{"s", "skipped"}, {"by", reviewer}});
+                      });
 }
 
 Status Migration::Impl::audit(const std::string& record, const std::function<bool(const json::object&)>& fn) {

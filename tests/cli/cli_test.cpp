@@ -211,16 +211,7 @@ TEST_CASE("SIGTERM stops a run cleanly after the in-flight batch and the next ru
   std::string cfg = sc.config_file();
   REQUIRE(run_cli({"plan", "-c", cfg, "--approve", "--reviewer", "Avery"}, {}, sc.dir.path()).code == 0);
   std::string out_path = sc.dir.sub("run.out"), err_path = sc.dir.sub("run.err");
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    std::string exe = CMG_CLI_PATH;
-    ::execl(exe.c_str(), exe.c_str(), "run", "-c", cfg.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  pid_t pid = spawn_cli({"run", "-c", cfg}, {}, out_path, err_path);
   // Wait until contacts are being written (the run then still has deals, notes and activities
   // ahead of it), then ask it to stop.
   bool started = false;
@@ -232,10 +223,7 @@ TEST_CASE("SIGTERM stops a run cleanly after the in-flight batch and the next ru
   }
   REQUIRE(started);
   ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 1);
+  CHECK(wait_exit_code(pid) == 1);
   CHECK(slurp_file(out_path).find("stopped cleanly on request") != std::string::npos);
   auto mid = json_out(run_cli({"status", "-c", cfg, "--json"}, {}, sc.dir.path()));
   CHECK(mid.at("objects").at("notes").at("written").to_number<int>() < 5721);

@@ -23,10 +23,9 @@ inline std::string slurp_file(const std::string& path) {
   return ss.str();
 }
 
-inline CliResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
-                         const std::string& scratch = "/tmp") {
-  CliResult r;
-  std::string out_path = scratch + "/cli.out", err_path = scratch + "/cli.err";
+/// Starts the CLI with `args` (and extra environment), stdout/stderr redirected to the files.
+inline pid_t spawn_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+                       const std::string& out_path, const std::string& err_path) {
   pid_t pid = ::fork();
   if (pid == 0) {
     int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -43,9 +42,21 @@ inline CliResult run_cli(const std::vector<std::string>& args, const std::map<st
     ::execv(exe.c_str(), argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+/// Exit code of a finished child, or 128 + signal.
+inline int wait_exit_code(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+inline CliResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
+                         const std::string& scratch = "/tmp") {
+  CliResult r;
+  std::string out_path = scratch + "/cli.out", err_path = scratch + "/cli.err";
+  r.code = wait_exit_code(spawn_cli(args, env, out_path, err_path));
   r.out = slurp_file(out_path);
   r.err = slurp_file(err_path);
   return r;
