@@ -67,10 +67,12 @@ void Migration::Impl::raise_alert(RunCtx* ctx, const Alert& a) {
   if (ctx) ctx->alerts.push_back(a.kind + ": " + a.message);
   if (alert_cb) alert_cb(a);
   if (!cfg.alert_command.empty()) {
-    // The command gets the alert in its environment; nothing from CRM data is interpolated into it.
-    std::string cmd = "CMG_ALERT_KIND='" + a.kind + "' CMG_ALERT_OBJECT='" + a.object + "' " + cfg.alert_command;
+    // The command gets the alert in its environment (CMG_ALERT_KIND, _OBJECT, _MESSAGE); nothing from
+    // CRM data is ever interpolated into the command line itself.
+    setenv("CMG_ALERT_KIND", a.kind.c_str(), 1);
+    setenv("CMG_ALERT_OBJECT", a.object.c_str(), 1);
     setenv("CMG_ALERT_MESSAGE", a.message.c_str(), 1);
-    int rc = std::system(cmd.c_str());
+    int rc = std::system(cfg.alert_command.c_str());
     (void)rc;
   }
   Status st = env->write([&](Txn& t) {

@@ -14,35 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "core/csv_fixture.hpp"
+
 namespace json = boost::json;
 
 namespace {
 
-// Splits one CSV line (quoted fields, doubled quotes; these files have no quoted newlines).
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r') {
-      out.back() += c;
-    }
-  }
-  return out;
-}
+using cmg_test::split_csv_line;
 
 struct Table {
   std::vector<std::string> header;

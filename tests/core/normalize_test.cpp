@@ -10,33 +10,11 @@
 #include <phonenumbers/phonenumber.pb.h>
 #include <phonenumbers/phonenumberutil.h>
 
+#include "core/csv_fixture.hpp"
+
 namespace {
 
-// Splits one CSV line (quoted fields, doubled quotes; the sample files have no quoted newlines).
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r') {
-      out.back() += c;
-    }
-  }
-  return out;
-}
+using cmg_test::split_csv_line;
 
 std::vector<std::string> atomic_phones() {
   std::ifstream in(CMG_SHARED_DATA_DIR "/atomic-crm-samples/contacts.csv");

@@ -49,8 +49,13 @@ TEST_CASE("a count mismatch pauses the run until a reviewer accepts the counts")
   std::string text = reference_config_text();
   text.replace(text.find(R"("source": "persons",)"), std::string(R"("source": "persons",)").size(),
                R"("source": "persons", "expected_count": 4300,)");
+  // The configured alert command receives the alert in its environment.
+  std::string alert_file = sc.dir.sub("alerts.txt");
+  text.replace(text.find(R"("objects": [)"), std::string(R"("objects": [)").size(),
+               R"("alerts": {"command": "echo $CMG_ALERT_KIND $CMG_ALERT_OBJECT >> )" + alert_file +
+                   R"("}, "objects": [)");
   auto cfg = parse_config(text, "m.json", sc.dir.path());
-  REQUIRE(cfg.is_ok());
+  REQUIRE_MESSAGE(cfg.is_ok(), cfg.status().to_string());
   auto mig = Migration::open(std::move(*cfg));
   REQUIRE(mig.is_ok());
   std::vector<Alert> alerts;
@@ -65,6 +70,7 @@ TEST_CASE("a count mismatch pauses the run until a reviewer accepts the counts")
   CHECK(alerts[0].message.find("read 4200 records, expected 4300") != std::string::npos);
   CHECK(counts_of(*r, "contacts").written == 0);
   CHECK(counts_of(*r, "companies").written == 560);  // objects before the mismatch went through
+  CHECK(read_text(alert_file) == "count_mismatch contacts\n");
 
   auto again = (*mig)->run(ro);  // still paused without acceptance
   REQUIRE(again.is_ok());

@@ -8,6 +8,7 @@
 namespace cmg::files {
 
 using internal::BlockInput;
+using internal::delimiter_is_valid;
 using internal::located_error;
 
 namespace {
@@ -17,11 +18,6 @@ enum class Step : unsigned char { kRow, kEnd, kNeedData, kError };
 
 // Bounds the memory a hostile header (or an over-long ragged row) can make us hold for offsets.
 constexpr std::size_t kMaxColumns = 65536;
-
-bool delimiter_is_valid(char d) noexcept {
-  const auto c = static_cast<unsigned char>(d);
-  return c != '"' && c != '\r' && c != '\n' && c != '\0' && c < 0x80;
-}
 
 std::string printable_byte(unsigned char c) {
   if (c >= 0x20 && c < 0x7F) return std::string{'\'', static_cast<char>(c), '\''};
@@ -68,6 +64,8 @@ struct CsvReader::Impl {
     return fail("invalid UTF-8 byte " + internal::byte_hex(b[p]) + " " + where(line, column_of(p)));
   }
 
+  Step fail_nul(std::size_t p) { return fail("NUL byte " + where(line, column_of(p))); }
+
   Step fail_record_too_long() {
     return fail("record is longer than the maximum of " + std::to_string(opts.max_record_bytes) + " bytes");
   }
@@ -88,6 +86,51 @@ struct CsvReader::Impl {
     line_start = p;
   }
 
+  // The buffer ends at `p`: scanning resumes there after a refill.
+  Step need_data(std::size_t p) {
+    pos = p;
+    return Step::kNeedData;
+  }
+
+  // At the delimiter or record terminator `b[p]` that closes the field [field_begin, end): stores
+  // the field (none for a blank line, which holds no record) and moves past it. True when that
+  // completes a record; scanning then resumes at `pos`.
+  bool end_field(const unsigned char* b, std::size_t& p, std::size_t end) {
+    if (b[p] == static_cast<unsigned char>(opts.delimiter)) {
+      push_field(field_begin, end);
+      ++p;
+      state = State::kFieldStart;
+      return false;
+    }
+    const bool blank = p == row_start;
+    if (!blank) push_field(field_begin, end);
+    end_line(b, p);
+    state = State::kRowStart;
+    if (blank) return false;
+    pos = p;
+    return true;
+  }
+
+  // Length of the UTF-8 sequence at the non-ASCII or NUL byte `b[p]`, or 0 when scanning stops
+  // there: `stop` is then kNeedData (a sequence cut by the end of the buffer, more may come) or
+  // kError.
+  std::size_t sequence_at(const unsigned char* b, std::size_t p, std::size_t e, Step& stop) {
+    if (b[p] == 0) {
+      stop = fail_nul(p);
+      return 0;
+    }
+    const int n = internal::utf8_sequence(b + p, e - p);
+    if (n == 0 && !input.eof()) {
+      stop = need_data(p);
+      return 0;
+    }
+    if (n <= 0) {
+      stop = fail_utf8(b, p);
+      return 0;
+    }
+    return static_cast<std::size_t>(n);
+  }
+
   // Parses from `pos` until a record is complete, the buffer is exhausted, or an error. Resumable:
   // every piece of state lives in members so a record can straddle any number of refills.
   Step scan() {
@@ -99,10 +142,7 @@ struct CsvReader::Impl {
       switch (state) {
         case State::kRowStart:
           if (skip_lf) {
-            if (p == e) {
-              pos = p;
-              return Step::kNeedData;
-            }
+            if (p == e) return need_data(p);
             if (b[p] == '\n') line_start = ++p;
             skip_lf = false;
           }
@@ -113,10 +153,7 @@ struct CsvReader::Impl {
           state = State::kFieldStart;
           [[fallthrough]];
         case State::kFieldStart:
-          if (p == e) {
-            pos = p;
-            return Step::kNeedData;
-          }
+          if (p == e) return need_data(p);
           if (b[p] == '"') {
             quote_line = line;
             quote_column = column_of(p);
@@ -130,35 +167,17 @@ struct CsvReader::Impl {
         case State::kUnquoted: {
           while (p < e && !unquoted_special[b[p]]) ++p;
           if (p - field_begin > opts.max_field_bytes) return fail_field_too_long(column_of(field_begin), line);
-          if (p == e) {
-            pos = p;
-            return Step::kNeedData;
-          }
+          if (p == e) return need_data(p);
           const unsigned char c = b[p];
-          if (c == delim) {
-            push_field(field_begin, p);
-            ++p;
-            state = State::kFieldStart;
+          if (c == delim || c == '\n' || c == '\r') {
+            if (end_field(b, p, p)) return Step::kRow;
             continue;
           }
-          if (c == '\n' || c == '\r') {
-            const bool blank = p == row_start;
-            if (!blank) push_field(field_begin, p);
-            end_line(b, p);
-            state = State::kRowStart;
-            if (blank) continue;
-            pos = p;
-            return Step::kRow;
-          }
           if (c == '"') return fail("quote inside an unquoted field " + where(line, column_of(p)));
-          if (c == 0) return fail("NUL byte " + where(line, column_of(p)));
-          const int n = internal::utf8_sequence(b + p, e - p);
-          if (n == 0 && !input.eof()) {
-            pos = p;
-            return Step::kNeedData;
-          }
-          if (n <= 0) return fail_utf8(b, p);
-          p += static_cast<std::size_t>(n);
+          Step stop = Step::kError;
+          const std::size_t n = sequence_at(b, p, e, stop);
+          if (n == 0) return stop;
+          p += n;
           continue;
         }
         case State::kQuoted: {
@@ -168,10 +187,7 @@ struct CsvReader::Impl {
           if (write != run) std::memmove(b + write, b + run, p - run);
           write += p - run;
           if (write - field_begin > opts.max_field_bytes) return fail_field_too_long(quote_column, quote_line);
-          if (p == e) {
-            pos = p;
-            return Step::kNeedData;
-          }
+          if (p == e) return need_data(p);
           const unsigned char c = b[p];
           if (c == '"') {
             ++p;
@@ -186,23 +202,16 @@ struct CsvReader::Impl {
             line_start = ++p;
             continue;
           }
-          if (c == 0) return fail("NUL byte " + where(line, column_of(p)));
-          const int n = internal::utf8_sequence(b + p, e - p);
-          if (n == 0 && !input.eof()) {
-            pos = p;
-            return Step::kNeedData;
-          }
-          if (n <= 0) return fail_utf8(b, p);
-          if (write != p) std::memmove(b + write, b + p, static_cast<std::size_t>(n));
-          write += static_cast<std::size_t>(n);
-          p += static_cast<std::size_t>(n);
+          Step stop = Step::kError;
+          const std::size_t n = sequence_at(b, p, e, stop);
+          if (n == 0) return stop;
+          if (write != p) std::memmove(b + write, b + p, n);
+          write += n;
+          p += n;
           continue;
         }
         case State::kQuoteInQuoted: {
-          if (p == e) {
-            pos = p;
-            return Step::kNeedData;
-          }
+          if (p == e) return need_data(p);
           const unsigned char c = b[p];
           if (c == '"') {
             b[write++] = '"';
@@ -210,20 +219,11 @@ struct CsvReader::Impl {
             state = State::kQuoted;
             continue;
           }
-          if (c == delim) {
-            push_field(field_begin, write);
-            ++p;
-            state = State::kFieldStart;
+          if (c == delim || c == '\n' || c == '\r') {
+            if (end_field(b, p, write)) return Step::kRow;
             continue;
           }
-          if (c == '\n' || c == '\r') {
-            push_field(field_begin, write);
-            end_line(b, p);
-            state = State::kRowStart;
-            pos = p;
-            return Step::kRow;
-          }
-          if (c == 0) return fail("NUL byte " + where(line, column_of(p)));
+          if (c == 0) return fail_nul(p);
           return fail("unexpected " + printable_byte(c) + " after a closing quote " + where(line, column_of(p)));
         }
       }
@@ -255,6 +255,7 @@ struct CsvReader::Impl {
   }
 
   Step refill() {
+    const bool first = !input.started();
     const bool at_row_start = state == State::kRowStart;
     const std::size_t keep = at_row_start ? pos : row_start;
     if (!at_row_start && input.size() - keep > opts.max_record_bytes) return fail_record_too_long();
@@ -271,18 +272,14 @@ struct CsvReader::Impl {
       write -= keep;
       for (auto& offset : bounds) offset -= keep;
     }
-    if (!started) {
-      started = true;
-      const char* d = input.data();
-      if (input.size() >= 3 && std::memcmp(d, "\xEF\xBB\xBF", 3) == 0) pos = line_start = 3;
-    }
+    if (first) pos = line_start = input.bom_bytes();
     return Step::kNeedData;
   }
 
   Step read_record() {
     if (!error.is_ok()) return Step::kError;
     for (;;) {
-      if (started) {
+      if (input.started()) {
         Step s = scan();
         if (s == Step::kNeedData && input.eof()) s = finish();
         if (s == Step::kRow && pos - row_start > opts.max_record_bytes) return fail_record_too_long();
@@ -326,7 +323,6 @@ struct CsvReader::Impl {
   bool quoted_special[256];
   std::vector<std::string> header;
   Status error;  // sticky: once set, every call returns it
-  bool started = false;
 
   std::size_t pos = 0;
   State state = State::kRowStart;
@@ -351,8 +347,7 @@ CsvReader& CsvReader::operator=(CsvReader&&) noexcept = default;
 CsvReader::~CsvReader() = default;
 
 Result<CsvReader> CsvReader::open(const std::string& path, const CsvOptions& options) {
-  CMG_ASSIGN_OR_RETURN(auto in, internal::open_input(path));
-  return open_stream(std::move(in), path, options);
+  return internal::open_file<CsvReader>(path, options);
 }
 
 Result<CsvReader> CsvReader::open_stream(std::unique_ptr<std::istream> in, std::string name,
@@ -491,17 +486,7 @@ Result<bool> CsvRecordReader::next_record(Record& out) {
   return true;
 }
 
-Result<bool> CsvRecordReader::next(RecordBatch& out) {
-  std::size_t n = 0;
-  while (n < batch_size_) {
-    if (out.size() <= n) out.emplace_back();
-    CMG_ASSIGN_OR_RETURN(bool got, next_record(out[n]));
-    if (!got) break;
-    ++n;
-  }
-  out.resize(n);
-  return n > 0;
-}
+Result<bool> CsvRecordReader::next(RecordBatch& out) { return internal::fill_batch(*this, out, batch_size_); }
 
 // --- CsvWriter -------------------------------------------------------------------------------
 
@@ -558,15 +543,14 @@ Status CsvWriter::write_fields(const std::string_view* fields, std::size_t n) {
   }
   line_ += options_.crlf ? "\r\n" : "\n";
   out_->write(line_.data(), static_cast<std::streamsize>(line_.size()));
-  if (!*out_) return io_error("CSV writer: the output stream failed");
+  CMG_RETURN_IF_ERROR(internal::stream_status(*out_, "CSV writer"));
   ++rows_;
   return Status::ok();
 }
 
 Status CsvWriter::flush() {
   out_->flush();
-  if (!*out_) return io_error("CSV writer: the output stream failed");
-  return Status::ok();
+  return internal::stream_status(*out_, "CSV writer");
 }
 
 }  // namespace cmg::files

@@ -287,8 +287,15 @@ Status open_object(ObjectState& s, const State& state) {
 
 // --- options ---------------------------------------------------------------------------------
 
-bool valid_delimiter(char d) {
-  return d != '"' && d != '\r' && d != '\n' && d != '\0' && static_cast<unsigned char>(d) < 0x80;
+using internal::check_keys;
+using internal::member_path;
+
+// The absolute, normalised form of `path` (as is when that fails): two objects may not share it.
+std::string normalised(const std::string& path) {
+  std::error_code ec;
+  std::string norm = std::filesystem::absolute(path, ec).lexically_normal().string();
+  if (ec) norm = path;
+  return norm;
 }
 
 // Checks what the JSON parser also checks (with JSON paths), for options built in code.
@@ -298,10 +305,7 @@ Status check_options(const FileDestinationOptions& options) {
   for (const auto& [name, o] : options.objects) {
     const std::string where = "file destination object \"" + name + "\"";
     if (o.path.empty()) return invalid_argument(where + ": empty path");
-    std::error_code ec;
-    std::string norm = std::filesystem::absolute(o.path, ec).lexically_normal().string();
-    if (ec) norm = o.path;
-    auto [it, fresh] = paths.emplace(norm, name);
+    auto [it, fresh] = paths.emplace(normalised(o.path), name);
     if (!fresh) return invalid_argument(where + ": same file as object \"" + it->second + "\" (" + o.path + ")");
     if (o.fields.empty()) return invalid_argument(where + ": no fields");
     std::set<std::string_view> seen;
@@ -313,60 +317,15 @@ Status check_options(const FileDestinationOptions& options) {
     for (const auto& r : o.required) {
       if (!seen.count(r)) return invalid_argument(where + ": required field " + excerpt(r) + " is not in fields");
     }
-    if (o.format == FileFormat::kCsv && !valid_delimiter(o.delimiter)) {
+    if (o.format == FileFormat::kCsv && !internal::delimiter_is_valid(o.delimiter)) {
       return invalid_argument(where + ": invalid CSV delimiter");
     }
   }
   return Status::ok();
 }
 
-std::string member_path(std::string_view parent, std::string_view key) {
-  const bool simple = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
-  std::string p(parent);
-  if (simple) return p.append(".").append(key);
-  return p + "[" + json::serialize(json::value(json::string_view(key.data(), key.size()))) + "]";
-}
-
 std::string index_path(std::string_view parent, std::size_t i) {
   return std::string(parent) + "[" + std::to_string(i) + "]";
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-Status check_keys(const json::object& obj, std::string_view path, std::initializer_list<std::string_view> allowed) {
-  for (const auto& kv : obj) {
-    const std::string_view key(kv.key().data(), kv.key().size());
-    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-    std::string hint;
-    for (std::string_view a : allowed) {
-      if (edit_distance(key, a) <= 2) {
-        hint = " (did you mean \"" + std::string(a) + "\"?)";
-        break;
-      }
-    }
-    if (hint.empty()) {
-      hint = "; expected one of";
-      for (std::string_view a : allowed) hint.append(" ").append(a).append(",");
-      hint.pop_back();
-    }
-    return config_error(member_path(path, key) + ": unknown key" + hint);
-  }
-  return Status::ok();
 }
 
 // The array of non-empty strings at `key`; nullopt when absent.
@@ -399,32 +358,15 @@ Result<FileDestinationObjectOptions> object_options_from_json(const json::value&
     return config_error(member_path(path, "path") + ": expected a non-empty string");
   }
   const std::string file(pv->get_string().data(), pv->get_string().size());
-  std::filesystem::path fp(file);
-  if (fp.is_relative() && !base_dir.empty()) fp = std::filesystem::path(base_dir) / fp;
-  o.path = fp.lexically_normal().string();
-
-  std::string ext = std::filesystem::path(file).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::optional<std::string_view> format;
   if (const json::value* fv = obj->if_contains("format")) {
-    const std::string fpath = member_path(path, "format");
-    if (!fv->is_string()) return config_error(fpath + ": expected a string");
-    const std::string_view f(fv->get_string().data(), fv->get_string().size());
-    if (f == "csv") {
-      o.format = FileFormat::kCsv;
-    } else if (f == "jsonl") {
-      o.format = FileFormat::kJsonl;
-    } else {
-      return config_error(fpath + ": expected \"csv\" or \"jsonl\", got " + excerpt(f));
-    }
-  } else if (ext == ".jsonl" || ext == ".ndjson") {
-    o.format = FileFormat::kJsonl;
-  } else if (ext == ".csv" || ext == ".tsv" || ext == ".txt") {
-    o.format = FileFormat::kCsv;
-  } else {
-    return config_error(path + ": missing key \"format\" (\"csv\" or \"jsonl\"); the file name " + excerpt(file) +
-                        " does not tell");
+    if (!fv->is_string()) return config_error(member_path(path, "format") + ": expected a string");
+    format.emplace(fv->get_string().data(), fv->get_string().size());
   }
-  if (o.format == FileFormat::kCsv && ext == ".tsv") o.delimiter = '\t';
+  CMG_ASSIGN_OR_RETURN(internal::FileSpec spec, internal::file_spec(file, format, path, base_dir));
+  o.path = std::move(spec.path);
+  o.format = spec.format;
+  o.delimiter = spec.delimiter;
 
   const std::string fields_path = member_path(path, "fields");
   CMG_ASSIGN_OR_RETURN(auto fields, names_member(*obj, path, "fields"));
@@ -790,32 +732,19 @@ class FileDestination final : public Destination {
 Result<FileDestinationOptions> file_destination_options_from_json(const boost::json::value& v,
                                                                   std::string_view json_path,
                                                                   const std::string& base_dir) {
-  const std::string path = json_path.empty() ? std::string("$") : std::string(json_path);
-  const auto* obj = v.if_object();
-  if (obj == nullptr) return config_error(path + ": expected an object");
-  CMG_RETURN_IF_ERROR(check_keys(*obj, path, {"objects"}));
-  const json::value* objects = obj->if_contains("objects");
-  const std::string objects_path = member_path(path, "objects");
-  if (objects == nullptr) return config_error(path + ": missing key \"objects\" (object name → file)");
-  const auto* list = objects->if_object();
-  if (list == nullptr) return config_error(objects_path + ": expected an object");
-  if (list->empty()) return config_error(objects_path + ": expected at least one object");
   FileDestinationOptions options;
   std::map<std::string, std::string> paths;  // normalised path → object
-  for (const auto& kv : *list) {
-    const std::string_view name(kv.key().data(), kv.key().size());
-    const std::string opath = member_path(objects_path, name);
-    CMG_ASSIGN_OR_RETURN(FileDestinationObjectOptions o, object_options_from_json(kv.value(), opath, base_dir));
-    std::error_code ec;
-    std::string norm = std::filesystem::absolute(o.path, ec).lexically_normal().string();
-    if (ec) norm = o.path;
-    auto [it, fresh] = paths.emplace(norm, std::string(name));
-    if (!fresh) {
-      return config_error(member_path(opath, "path") + ": same file as object " + excerpt(it->second) +
-                          "; each object needs its own file");
-    }
-    options.objects.emplace(std::string(name), std::move(o));
-  }
+  CMG_RETURN_IF_ERROR(internal::for_each_object(
+      v, json_path, [&](std::string_view name, const json::value& value, const std::string& opath) -> Status {
+        CMG_ASSIGN_OR_RETURN(FileDestinationObjectOptions o, object_options_from_json(value, opath, base_dir));
+        auto [it, fresh] = paths.emplace(normalised(o.path), std::string(name));
+        if (!fresh) {
+          return config_error(member_path(opath, "path") + ": same file as object " + excerpt(it->second) +
+                              "; each object needs its own file");
+        }
+        options.objects.emplace(std::string(name), std::move(o));
+        return Status::ok();
+      }));
   return options;
 }
 

@@ -20,15 +20,7 @@ class FileRecordReader final : public RecordReader {
       : inner_(std::move(inner)), opts_(opts) {}
 
   Result<bool> next(RecordBatch& out) override {
-    std::size_t n = 0;
-    while (n < opts_.batch_size) {
-      if (out.size() <= n) out.emplace_back();
-      CMG_ASSIGN_OR_RETURN(bool got, inner_->next_record(out[n]));
-      if (!got) break;
-      if (keep(out[n])) ++n;
-    }
-    out.resize(n);
-    return n > 0;
+    return internal::fill_batch(*inner_, out, opts_.batch_size, [this](const Record& r) { return keep(r); });
   }
 
  private:
@@ -140,50 +132,8 @@ class FileSource final : public Source {
 
 // --- options from JSON -----------------------------------------------------------------------
 
-std::string member_path(std::string_view parent, std::string_view key) {
-  const bool simple = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
-  std::string p(parent);
-  if (simple) return p.append(".").append(key);
-  return p + "[" + boost::json::serialize(boost::json::value(boost::json::string_view(key.data(), key.size()))) + "]";
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-Status check_keys(const boost::json::object& obj, std::string_view path, std::initializer_list<std::string_view> allowed) {
-  for (const auto& kv : obj) {
-    const std::string_view key(kv.key().data(), kv.key().size());
-    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-    std::string hint;
-    for (std::string_view a : allowed) {
-      if (edit_distance(key, a) <= 2) {
-        hint = " (did you mean \"" + std::string(a) + "\"?)";
-        break;
-      }
-    }
-    if (hint.empty()) {
-      hint = "; expected one of";
-      for (std::string_view a : allowed) hint.append(" ").append(a).append(",");
-      hint.pop_back();
-    }
-    return config_error(member_path(path, key) + ": unknown key" + hint);
-  }
-  return Status::ok();
-}
+using internal::check_keys;
+using internal::member_path;
 
 // The string at `key`: nullopt when absent; kConfig when not a string (or empty and `required`).
 Result<std::optional<std::string>> string_member(const boost::json::object& obj, std::string_view path,
@@ -205,31 +155,11 @@ Result<FileObjectOptions> object_options_from_json(const boost::json::value& v, 
 
   CMG_ASSIGN_OR_RETURN(auto file, string_member(*obj, path, "path", true));
   if (!file) return config_error(path + ": missing key \"path\" (the CSV or JSONL file)");
-  std::filesystem::path fp(*file);
-  if (fp.is_relative() && !base_dir.empty()) fp = std::filesystem::path(base_dir) / fp;
-  o.path = fp.lexically_normal().string();
-
-  std::string ext = std::filesystem::path(*file).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   CMG_ASSIGN_OR_RETURN(auto format, string_member(*obj, path, "format", true));
-  if (format) {
-    if (*format == "csv") {
-      o.format = FileFormat::kCsv;
-    } else if (*format == "jsonl") {
-      o.format = FileFormat::kJsonl;
-    } else {
-      return config_error(member_path(path, "format") + ": expected \"csv\" or \"jsonl\", got " +
-                          internal::quoted_excerpt(*format));
-    }
-  } else if (ext == ".jsonl" || ext == ".ndjson") {
-    o.format = FileFormat::kJsonl;
-  } else if (ext == ".csv" || ext == ".tsv" || ext == ".txt") {
-    o.format = FileFormat::kCsv;
-  } else {
-    return config_error(path + ": missing key \"format\" (\"csv\" or \"jsonl\"); the file name " +
-                        internal::quoted_excerpt(*file) + " does not tell");
-  }
-  if (o.format == FileFormat::kCsv && ext == ".tsv") o.delimiter = '\t';
+  CMG_ASSIGN_OR_RETURN(internal::FileSpec spec, internal::file_spec(*file, format, path, base_dir));
+  o.path = std::move(spec.path);
+  o.format = spec.format;
+  o.delimiter = spec.delimiter;
 
   CMG_ASSIGN_OR_RETURN(auto id, string_member(*obj, path, "id", true));
   if (id) o.id = std::move(*id);
@@ -240,10 +170,7 @@ Result<FileObjectOptions> object_options_from_json(const boost::json::value& v, 
   if (delimiter) {
     const std::string dpath = member_path(path, "delimiter");
     if (o.format != FileFormat::kCsv) return config_error(dpath + ": only CSV files have a delimiter");
-    const bool ok = delimiter->size() == 1 && (*delimiter)[0] != '"' && (*delimiter)[0] != '\r' &&
-                    (*delimiter)[0] != '\n' && (*delimiter)[0] != '\0' &&
-                    static_cast<unsigned char>((*delimiter)[0]) < 0x80;
-    if (!ok) {
+    if (delimiter->size() != 1 || !internal::delimiter_is_valid((*delimiter)[0])) {
       return config_error(dpath + ": expected one ASCII character other than a quote, CR, LF or NUL, got " +
                           internal::quoted_excerpt(*delimiter));
     }
@@ -256,23 +183,13 @@ Result<FileObjectOptions> object_options_from_json(const boost::json::value& v, 
 
 Result<FileSourceOptions> file_source_options_from_json(const boost::json::value& v, std::string_view json_path,
                                                         const std::string& base_dir) {
-  const std::string path = json_path.empty() ? std::string("$") : std::string(json_path);
-  const auto* obj = v.if_object();
-  if (obj == nullptr) return config_error(path + ": expected an object");
-  CMG_RETURN_IF_ERROR(check_keys(*obj, path, {"objects"}));
-  const boost::json::value* objects = obj->if_contains("objects");
-  const std::string objects_path = member_path(path, "objects");
-  if (objects == nullptr) return config_error(path + ": missing key \"objects\" (object name → file)");
-  const auto* list = objects->if_object();
-  if (list == nullptr) return config_error(objects_path + ": expected an object");
-  if (list->empty()) return config_error(objects_path + ": expected at least one object");
   FileSourceOptions options;
-  for (const auto& kv : *list) {
-    const std::string_view name(kv.key().data(), kv.key().size());
-    CMG_ASSIGN_OR_RETURN(FileObjectOptions o,
-                         object_options_from_json(kv.value(), member_path(objects_path, name), base_dir));
-    options.objects.emplace(std::string(name), std::move(o));
-  }
+  CMG_RETURN_IF_ERROR(internal::for_each_object(
+      v, json_path, [&](std::string_view name, const boost::json::value& value, const std::string& path) -> Status {
+        CMG_ASSIGN_OR_RETURN(FileObjectOptions o, object_options_from_json(value, path, base_dir));
+        options.objects.emplace(std::string(name), std::move(o));
+        return Status::ok();
+      }));
   return options;
 }
 

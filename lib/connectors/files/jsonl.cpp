@@ -62,10 +62,14 @@ struct JsonlReader::Impl {
     return error = located_error(name(), at_line, reason);
   }
 
+  Status fail_line_too_long(std::uint64_t at_line) {
+    return fail(at_line, "line is longer than the maximum of " + std::to_string(opts.max_line_bytes) + " bytes");
+  }
+
   // Finds the next line: [begin, end) without its LF; false at the end of the input.
   Result<bool> next_line(std::size_t& begin, std::size_t& end) {
     for (;;) {
-      if (!started) {
+      if (!input.started()) {
         CMG_RETURN_IF_ERROR(refill());
         continue;
       }
@@ -78,9 +82,7 @@ struct JsonlReader::Impl {
         pos = scanned = end + 1;
         return true;
       }
-      if (size - pos > opts.max_line_bytes) {
-        return fail(line + 1, "line is longer than the maximum of " + std::to_string(opts.max_line_bytes) + " bytes");
-      }
+      if (size - pos > opts.max_line_bytes) return fail_line_too_long(line + 1);
       if (input.eof()) {
         if (pos == size) return false;
         begin = pos;
@@ -93,15 +95,13 @@ struct JsonlReader::Impl {
   }
 
   Status refill() {
+    const bool first = !input.started();
     const std::size_t keep = pos;
     Status st = input.refill(keep);
     if (!st.is_ok()) return error = std::move(st);
     pos -= keep;
     scanned -= keep;
-    if (!started) {
-      started = true;
-      if (input.size() >= 3 && std::memcmp(input.data(), "\xEF\xBB\xBF", 3) == 0) pos = scanned = 3;
-    }
+    if (first) pos = scanned = input.bom_bytes();
     return Status::ok();
   }
 
@@ -114,9 +114,7 @@ struct JsonlReader::Impl {
       ++line;
       std::string_view text(input.data() + begin, end - begin);
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-      if (text.size() > opts.max_line_bytes) {
-        return fail(line, "line is longer than the maximum of " + std::to_string(opts.max_line_bytes) + " bytes");
-      }
+      if (text.size() > opts.max_line_bytes) return fail_line_too_long(line);
       if (is_blank(text)) continue;
       const std::size_t bad = internal::utf8_invalid_offset(text.data(), text.size());
       if (bad != text.size()) {
@@ -145,7 +143,6 @@ struct JsonlReader::Impl {
   JsonlOptions opts;
   boost::json::parser parser;
   Status error;  // sticky: once set, every call returns it
-  bool started = false;
   std::size_t pos = 0;      // start of the next line
   std::size_t scanned = 0;  // bytes from here on have not been searched for LF yet
   std::uint64_t line = 0;   // lines consumed so far
@@ -158,8 +155,7 @@ JsonlReader& JsonlReader::operator=(JsonlReader&&) noexcept = default;
 JsonlReader::~JsonlReader() = default;
 
 Result<JsonlReader> JsonlReader::open(const std::string& path, const JsonlOptions& options) {
-  CMG_ASSIGN_OR_RETURN(auto in, internal::open_input(path));
-  return open_stream(std::move(in), path, options);
+  return internal::open_file<JsonlReader>(path, options);
 }
 
 Result<JsonlReader> JsonlReader::open_stream(std::unique_ptr<std::istream> in, std::string name,
@@ -250,17 +246,7 @@ Result<bool> JsonlRecordReader::next_record(Record& out) {
   return true;
 }
 
-Result<bool> JsonlRecordReader::next(RecordBatch& out) {
-  std::size_t n = 0;
-  while (n < batch_size_) {
-    if (out.size() <= n) out.emplace_back();
-    CMG_ASSIGN_OR_RETURN(bool got, next_record(out[n]));
-    if (!got) break;
-    ++n;
-  }
-  out.resize(n);
-  return n > 0;
-}
+Result<bool> JsonlRecordReader::next(RecordBatch& out) { return internal::fill_batch(*this, out, batch_size_); }
 
 // --- JsonlWriter -----------------------------------------------------------------------------
 
@@ -272,15 +258,14 @@ Status JsonlWriter::write(const boost::json::value& v) {
     out_->write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
   }
   out_->put('\n');
-  if (!*out_) return io_error("JSONL writer: the output stream failed");
+  CMG_RETURN_IF_ERROR(internal::stream_status(*out_, "JSONL writer"));
   ++lines_;
   return Status::ok();
 }
 
 Status JsonlWriter::flush() {
   out_->flush();
-  if (!*out_) return io_error("JSONL writer: the output stream failed");
-  return Status::ok();
+  return internal::stream_status(*out_, "JSONL writer");
 }
 
 }  // namespace cmg::files
