@@ -1,6 +1,5 @@
-#include <algorithm>
-#include <cctype>
-#include <filesystem>
+#include <optional>
+#include <string>
 
 #include "connectors/files/files_internal.hpp"
 #include "crmmigrate/connectors/files.hpp"
