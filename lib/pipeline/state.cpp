@@ -35,6 +35,20 @@ std::string str(const json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string(v->get_string()) : std::string();
 }
 
+json::array to_array(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.push_back(json::string(s));
+  return a;
+}
+
+std::vector<std::string> from_array(const json::value* v) {
+  std::vector<std::string> out;
+  if (!v || !v->is_array()) return out;
+  for (const auto& e : v->get_array())
+    if (e.is_string()) out.emplace_back(e.get_string());
+  return out;
+}
+
 Status append_audit(store::Txn& t, json::object event) {
   CMG_ASSIGN_OR_RETURN(auto seqv, t.get(kMeta, "audit_seq"));
   std::uint64_t seq = seqv ? std::stoull(std::string(*seqv)) + 1 : 1;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -46,5 +47,16 @@ std::int64_t now_ms();
 
 /// String field of a JSON object, "" when absent or not a string.
 std::string str(const json::object& o, std::string_view key);
+
+/// A record's status in the `records` db ("extracted", "planned", "written", ...).
+inline std::string status_of(const json::object& rec) { return str(rec, "s"); }
+
+json::array to_array(const std::vector<std::string>& v);
+/// The strings of a JSON array (other elements ignored); empty when `v` is null or not an array.
+std::vector<std::string> from_array(const json::value* v);
+
+/// The destination's idempotency key for a group written under `source_id`: the source id itself,
+/// so a later re-migration (or the external_id dedup key) recognises the record.
+inline std::string idempotency_key(const std::string& source_id) { return source_id; }
 
 }  // namespace cmg::state

@@ -1,0 +1,428 @@
+// write → confirm, and crash recovery: the exactly-once protocol of DESIGN §2. For each batch,
+// (1) intents are committed, (2) the batch is sent, (3) confirmations (ID map, statuses, audit) are
+// committed in one transaction. Intents left by a crash are resolved through the idempotency key
+// before anything new is sent.
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <random>
+#include <thread>
+
+#include "crmmigrate/core/merge.hpp"
+#include "crmmigrate/core/problem.hpp"
+#include "crmmigrate/core/time.hpp"
+#include "crash_point.hpp"
+#include "pipeline_internal.hpp"
+#include "state_internal.hpp"
+
+namespace cmg {
+
+namespace json = boost::json;
+using state::from_array;
+using state::get_json;
+using state::put_json;
+using state::status_of;
+using state::str;
+using state::to_array;
+using store::key_of;
+using store::Txn;
+
+namespace {
+constexpr int kMaxAttempts = 5;
+}  // namespace
+
+// ---- write → confirm ----
+
+namespace {
+
+struct PendingOp {
+  std::string primary;
+  json::object plan;
+  WriteOp op;
+  int attempts = 0;
+};
+
+}  // namespace
+
+Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx& ctx) {
+  // Primaries whose group is planned, in key order.
+  std::vector<std::pair<std::string, json::object>> todo;
+  CMG_RETURN_IF_ERROR(env->read([&](Txn& t) -> Status {
+    std::vector<std::string> primaries;
+    CMG_RETURN_IF_ERROR(t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view k, std::string_view v) {
+      auto r = state::parse_object(v);
+      if (r && status_of(*r) == "planned") {
+        std::string sid(store::split_key(k)[1]);
+        if (str(*r, "p") == sid) primaries.push_back(sid);
+      }
+      return true;
+    }));
+    for (const auto& p : primaries) {
+      CMG_ASSIGN_OR_RETURN(auto plan, get_json(t, state::kPlans, key_of({oc.name, p})));
+      if (plan) todo.emplace_back(p, std::move(*plan));
+    }
+    return Status::ok();
+  }));
+  if (todo.empty()) return StepResult::kContinue;
+
+  const std::size_t batch_size = std::max<std::size_t>(1, std::min<std::size_t>(cfg.batch_size, static_cast<std::size_t>(std::max(1, dest->quota().max_batch))));
+  std::int64_t total = static_cast<std::int64_t>(todo.size()), done = 0;
+  std::mt19937_64 jitter(std::hash<std::string>{}(ctx.run_id));
+
+  // Confirms one group: statuses, ID map, dedup index, audit, queue resolution — one transaction
+  // for the whole batch (the caller's).
+  auto confirm = [&](Txn& t, const std::string& primary, const json::object& plan, const std::string& dest_id,
+                     const std::string& action, int status, int retries) -> Status {
+    std::string dobj = str(plan, "o");
+    auto members = from_array(plan.if_contains("members"));
+    for (const auto& mem : members) {
+      std::string k = key_of({oc.name, mem});
+      std::string s = action == "skip" ? "skipped" : (action == "create" && mem == primary) ? "written" : "merged";
+      CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, k,
+                                   json::object{{"s", s}, {"d", dest_id}, {"o", dobj}, {"p", primary},
+                                                {"t", state::now_ms()}}));
+      CMG_RETURN_IF_ERROR(t.put(state::kIdmap, k, dest_id));
+      json::object ev{{"action", s}, {"object", oc.name}, {"source_id", mem}, {"destination_id", dest_id},
+                      {"destination_object", dobj}, {"run", ctx.run_id}, {"batch", ctx.batch_seq}};
+      if (const auto* lb = plan.if_contains("linked_by"); lb && lb->is_object() && lb->get_object().contains(mem))
+        ev["key"] = lb->get_object().at(mem);
+      else if (!str(plan, "key").empty() && action != "create")
+        ev["key"] = plan.at("key");
+      if (mem != primary) ev["merged_into"] = primary;
+      if (plan.contains("rule")) ev["rule"] = plan.at("rule");
+      if (plan.contains("rules_applied")) ev["rules_applied"] = plan.at("rules_applied");
+      ev["translations"] = plan.at("translations");
+      ev["defaults"] = plan.at("defaults");
+      ev["dropped"] = plan.at("dropped");
+      if (mem == primary && plan.contains("fields")) ev["sent"] = plan.at("fields");
+      if (action == "skip") ev["reason"] = plan.at("reason");
+      ev["status"] = status;
+      ev["retries"] = retries;
+      CMG_ASSIGN_OR_RETURN(auto qi, get_json(t, state::kQueue, k));
+      if (qi && str(*qi, "status") != "resolved" && str(*qi, "status") != "skipped") {
+        (*qi)["status"] = "resolved";
+        qi->erase("reprocessing");
+        (*qi)["resolved_at"] = format_timestamp_ms(state::now_ms());
+        (*qi)["destination_id"] = dest_id;
+        CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, *qi));
+        ev["resolved_queue_item"] = oc.name + "/" + mem;
+      }
+      CMG_RETURN_IF_ERROR(state::append_audit(t, std::move(ev)));
+    }
+    CMG_RETURN_IF_ERROR(t.put(state::kIdmapRev, key_of({dobj, dest_id}), key_of({oc.name, primary})));
+    if (action == "create" && !oc.dedup_none) {
+      // The new record joins the dedup index so later passes (reprocess, delta) match it.
+      json::object fields = plan.at("fields").get_object();
+      auto keys = dedup_keys(oc, fields, str(plan, "idempotency_key"));
+      json::array ka;
+      for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
+        ka.push_back(to_array(keys[lvl]));
+        for (const auto& v : keys[lvl])
+          CMG_RETURN_IF_ERROR(t.put(state::kDedup, key_of({oc.name, std::to_string(lvl), v, dest_id}), ""));
+      }
+      CMG_RETURN_IF_ERROR(put_json(t, state::kDestKeys, key_of({oc.name, dest_id}),
+                                   json::object{{"k", std::move(ka)}, {"o", dobj}, {"u", state::now_ms()}}));
+    }
+    CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, primary})).status());
+    if (action != "skip" && action != "none") {
+      json::object p2 = plan;
+      p2["done"] = true;
+      p2["dest_id"] = dest_id;
+      CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({oc.name, primary}), p2));
+    }
+    return Status::ok();
+  };
+
+  auto record_outcome = [&](bool failure) {
+    ctx.window.push_back(failure);
+    while (ctx.window.size() > cfg.halt_window) ctx.window.pop_front();
+  };
+  auto over_threshold = [&]() {
+    std::size_t failures = static_cast<std::size_t>(std::count(ctx.window.begin(), ctx.window.end(), true));
+    // Judge only once the window holds a meaningful sample.
+    std::size_t min_sample = std::min<std::size_t>(cfg.halt_window, 20);
+    return ctx.window.size() >= min_sample &&
+           static_cast<double>(failures) / static_cast<double>(ctx.window.size()) > cfg.halt_max_error_rate;
+  };
+
+  std::size_t pos = 0;
+  std::deque<PendingOp> retry;
+  while (pos < todo.size() || !retry.empty()) {
+    if (ctx.opts->cancelled && ctx.opts->cancelled()) return StepResult::kCancelled;
+    if (ctx.opts->limit && ctx.written_this_call >= *ctx.opts->limit) return StepResult::kLimit;
+    // Assemble a batch of operations on one destination object.
+    std::vector<PendingOp> batch;
+    std::string dobj;
+    std::vector<std::pair<std::string, json::object>> no_send;
+    while (!retry.empty() && batch.size() < batch_size) {
+      if (dobj.empty()) dobj = str(retry.front().plan, "o");
+      if (str(retry.front().plan, "o") != dobj) break;
+      batch.push_back(std::move(retry.front()));
+      retry.pop_front();
+    }
+    while (pos < todo.size() && batch.size() < batch_size) {
+      auto& [primary, plan] = todo[pos];
+      std::string action = str(plan, "action");
+      if (action == "none" || action == "skip") {
+        no_send.emplace_back(primary, plan);
+        ++pos;
+        continue;
+      }
+      if (!dobj.empty() && str(plan, "o") != dobj) break;
+      dobj = str(plan, "o");
+      PendingOp p;
+      p.primary = primary;
+      p.plan = plan;
+      if (action == "create") {
+        p.op.kind = WriteOp::Kind::kUpsert;
+        p.op.idempotency_key = str(plan, "idempotency_key");
+      } else {
+        p.op.kind = WriteOp::Kind::kUpdate;
+        p.op.id = str(plan, "dest_id");
+      }
+      p.op.fields = plan.at("fields").get_object();
+      batch.push_back(std::move(p));
+      ++pos;
+      if (ctx.opts->limit && ctx.written_this_call + static_cast<std::int64_t>(batch.size()) >= *ctx.opts->limit) break;
+    }
+    if (!no_send.empty()) {
+      CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+        for (auto& [primary, plan] : no_send)
+          CMG_RETURN_IF_ERROR(confirm(t, primary, plan, str(plan, "dest_id"), str(plan, "action"), 0, 0));
+        return Status::ok();
+      }));
+      for (auto& [primary, plan] : no_send)
+        ctx.written_this_call += static_cast<std::int64_t>(from_array(plan.if_contains("members")).size());
+      done += static_cast<std::int64_t>(no_send.size());
+    }
+    if (batch.empty()) continue;
+    ++ctx.batch_seq;
+    // (1) intents, committed before anything is sent.
+    crash_point("before_intents");
+    CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+      for (const auto& p : batch)
+        CMG_RETURN_IF_ERROR(put_json(
+            t, state::kIntents, key_of({oc.name, p.primary}),
+            json::object{{"batch", ctx.batch_seq}, {"run", ctx.run_id}, {"key", p.op.idempotency_key},
+                         {"kind", p.op.kind == WriteOp::Kind::kUpsert ? "upsert" : "update"}, {"dest_object", dobj},
+                         {"dest_id", p.op.id}, {"at", state::now_ms()}}));
+      return Status::ok();
+    }));
+    // (2) send.
+    std::vector<WriteOp> ops;
+    for (const auto& p : batch) ops.push_back(p.op);
+    crash_point("after_intents");
+    auto results = dest->write(dobj, ops);
+    crash_point("after_send");
+    if (!results.is_ok()) {
+      // The whole call failed: the intents stay; the records are resolved through their
+      // idempotency key before anything is sent again.
+      for (auto& p : batch) {
+        if (++p.attempts >= kMaxAttempts) {
+          CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+            CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
+            for (const auto& mem : from_array(p.plan.if_contains("members")))
+              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem,
+                                          {{Reason::kRetriesExhausted, "", "", "write",
+                                            "gave up after " + std::to_string(p.attempts) + " attempts: " +
+                                                results.status().message(),
+                                            ""}},
+                                          "write", {}, &ctx));
+            return Status::ok();
+          }));
+          record_outcome(true);
+        } else {
+          retry.push_back(std::move(p));
+        }
+      }
+      CMG_RETURN_IF_ERROR(resolve_intents(ctx));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 << std::min(batch.front().attempts, 6)) +
+                                  std::chrono::milliseconds(jitter() % 50));
+      if (over_threshold()) goto halted;
+      continue;
+    }
+    {
+      auto& res = *results;
+      // Env::write may run the body again (map growth), so the body only decides; the batch is
+      // changed, and outcomes counted, after the commit.
+      enum class Next { kConfirmed, kReroute, kRetry, kFailed };
+      std::vector<Next> next(batch.size(), Next::kFailed);
+      CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          const auto& p = batch[i];
+          const WriteResult& r = i < res.size() ? res[i] : WriteResult{};
+          if (r.outcome != WriteResult::Outcome::kFailed) {
+            std::string action = str(p.plan, "action");
+            CMG_RETURN_IF_ERROR(confirm(t, p.primary, p.plan, r.id, action, r.status, p.attempts));
+            next[i] = Next::kConfirmed;
+            continue;
+          }
+          if (r.status == 409 && !r.existing_id.empty() && p.op.kind == WriteOp::Kind::kUpsert) {
+            CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
+            next[i] = Next::kReroute;
+            continue;
+          }
+          if (r.retryable && p.attempts + 1 < kMaxAttempts) {
+            next[i] = Next::kRetry;
+            continue;
+          }
+          CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
+          std::vector<Problem> ps;
+          Reason reason = r.retryable ? Reason::kRetriesExhausted : Reason::kRejectedByDestination;
+          for (const auto& fe : r.errors)
+            ps.push_back({reason, fe.field, fe.value, fe.code, fe.message, ""});
+          if (ps.empty()) ps.push_back({reason, "", "", std::to_string(r.status), r.message, ""});
+          for (const auto& mem : from_array(p.plan.if_contains("members")))
+            CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", json::object{{"destination_status", r.status}}, &ctx));
+          next[i] = Next::kFailed;
+        }
+        return Status::ok();
+      }));
+      std::vector<PendingOp> reroute;  // 409: the value exists — route back through dedup as a merge
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& p = batch[i];
+        const WriteResult& r = i < res.size() ? res[i] : WriteResult{};
+        switch (next[i]) {
+          case Next::kConfirmed: record_outcome(false); break;
+          case Next::kFailed: record_outcome(true); break;
+          case Next::kRetry:
+            ++p.attempts;
+            retry.push_back(std::move(p));
+            break;
+          case Next::kReroute:
+            p.plan["action"] = "update";
+            p.plan["dest_id"] = r.existing_id;
+            p.plan["rerouted"] = "409 " + r.message;
+            reroute.push_back(std::move(p));
+            break;
+        }
+      }
+      crash_point("after_confirm");
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        if (next[i] == Next::kConfirmed)
+          ctx.written_this_call += static_cast<std::int64_t>(from_array(batch[i].plan.if_contains("members")).size());
+      // A 409 means the destination already holds the record: read it and merge instead.
+      for (auto& p : reroute) {
+        CMG_ASSIGN_OR_RETURN(auto recs, dest->read(dobj, {str(p.plan, "dest_id")}));
+        if (recs.empty() || !recs[0]) continue;
+        Record folded;
+        folded.fields = p.plan.at("fields").get_object();
+        const ObjectSchema* os = dst_schema->object(dobj);
+        if (os && !os->id_property.empty()) folded.fields.erase(os->id_property);
+        FieldMergeRule rule(oc.merge_default, oc.merge_fields, false);
+        MergeOutcome mo;
+        CMG_RETURN_IF_ERROR(rule.merge({folded, *recs[0]}, &mo));
+        if (mo.kind != MergeOutcome::Kind::kMerged) {
+          CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+            std::vector<Problem> ps;
+            for (const auto& c : mo.conflicts)
+              ps.push_back({Reason::kMergeConflict, c.field, value_to_text(c.source_value), "merge",
+                            "destination already has this record (409); source '" + value_to_text(c.source_value) +
+                                "' vs destination '" + value_to_text(c.destination_value) + "'",
+                            ""});
+            if (ps.empty()) ps.push_back({Reason::kMergeConflict, "", "", "merge", mo.reason, ""});
+            for (const auto& mem : from_array(p.plan.if_contains("members")))
+              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", {}, &ctx));
+            return Status::ok();
+          }));
+          continue;
+        }
+        p.plan["fields"] = mo.changes;
+        p.plan["rule"] = merge_strategy_name(oc.merge_default);
+        p.op = WriteOp{};
+        p.op.kind = WriteOp::Kind::kUpdate;
+        p.op.id = str(p.plan, "dest_id");
+        p.op.fields = mo.changes;
+        retry.push_back(std::move(p));
+      }
+    }
+    done += static_cast<std::int64_t>(batch.size());
+    if (ctx.opts->progress) ctx.opts->progress({oc.name, "write", done, total});
+    if (over_threshold()) goto halted;
+  }
+  return StepResult::kContinue;
+
+halted : {
+  std::size_t failures = static_cast<std::size_t>(std::count(ctx.window.begin(), ctx.window.end(), true));
+  std::string msg = oc.name + ": " + std::to_string(failures) + " of the last " + std::to_string(ctx.window.size()) +
+                    " writes failed (threshold " + std::to_string(static_cast<int>(cfg.halt_max_error_rate * 100)) +
+                    " %); run --ack-halt --reviewer NAME to resume";
+  raise_alert(&ctx, {"halt", oc.name, msg});
+  CMG_RETURN_IF_ERROR(set_run_state("halted", msg));
+  return StepResult::kHalted;
+}
+}
+
+// ---- crash recovery ----
+
+Status Migration::Impl::resolve_intents(RunCtx& ctx) {
+  std::vector<std::pair<std::string, json::object>> intents;
+  CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
+    return t.scan(state::kIntents, "", [&](std::string_view k, std::string_view v) {
+      auto o = state::parse_object(v);
+      if (o) intents.emplace_back(std::string(k), std::move(*o));
+      return true;
+    });
+  }));
+  for (auto& [k, intent] : intents) {
+    auto parts = store::split_key(k);
+    std::string object(parts[0]), primary(parts[1]);
+    const ObjectConfig* oc = cfg.object(object);
+    std::string dobj = str(intent, "dest_object");
+    std::optional<std::string> found;
+    if (str(intent, "kind") == "upsert") {
+      const ObjectSchema* os = dst_schema->object(dobj);
+      if (os && !os->id_property.empty()) {
+        CMG_ASSIGN_OR_RETURN(auto recs, dest->find(dobj, os->id_property, {str(intent, "key")}));
+        if (!recs.empty()) found = recs.front().id;
+      }
+    }
+    CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+      CMG_ASSIGN_OR_RETURN(auto plan, get_json(t, state::kPlans, key_of({object, primary})));
+      CMG_ASSIGN_OR_RETURN(auto rec, get_json(t, state::kRecords, key_of({object, primary})));
+      if (!found || !plan || !oc || !rec || status_of(*rec) != "planned") {
+        // Not applied (or an update, which is idempotent): drop the intent; the planned record
+        // is sent again by the normal write path.
+        return t.del(state::kIntents, k).status();
+      }
+      // Applied but never confirmed: confirm now, exactly as the lost reply would have.
+      std::vector<std::string> members = from_array(plan->if_contains("members"));
+      for (const auto& mem : members) {
+        std::string mk = key_of({object, mem});
+        std::string s = mem == primary ? "written" : "merged";
+        CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, mk,
+                                     json::object{{"s", s}, {"d", *found}, {"o", dobj}, {"p", primary}, {"t", state::now_ms()}}));
+        CMG_RETURN_IF_ERROR(t.put(state::kIdmap, mk, *found));
+        CMG_RETURN_IF_ERROR(state::append_audit(
+            t, json::object{{"action", s}, {"object", object}, {"source_id", mem}, {"destination_id", *found},
+                            {"destination_object", dobj}, {"run", ctx.run_id}, {"recovered", true},
+                            {"key", "idempotency_key"}, {"sent", mem == primary ? plan->at("fields") : json::value()},
+                            {"translations", plan->at("translations")}, {"defaults", plan->at("defaults")},
+                            {"dropped", plan->at("dropped")}}));
+        CMG_ASSIGN_OR_RETURN(auto qi, get_json(t, state::kQueue, mk));
+        if (qi && str(*qi, "status") != "resolved" && str(*qi, "status") != "skipped") {
+          (*qi)["status"] = "resolved";
+          qi->erase("reprocessing");
+          (*qi)["resolved_at"] = format_timestamp_ms(state::now_ms());
+          (*qi)["destination_id"] = *found;
+          CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, mk, *qi));
+        }
+      }
+      CMG_RETURN_IF_ERROR(t.put(state::kIdmapRev, key_of({dobj, *found}), key_of({object, primary})));
+      (*plan)["done"] = true;
+      (*plan)["dest_id"] = *found;
+      CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({object, primary}), *plan));
+      if (!oc->dedup_none) {
+        auto keys = dedup_keys(*oc, plan->at("fields").get_object(), str(*plan, "idempotency_key"));
+        for (std::size_t lvl = 0; lvl < keys.size(); ++lvl)
+          for (const auto& v : keys[lvl])
+            CMG_RETURN_IF_ERROR(t.put(state::kDedup, key_of({object, std::to_string(lvl), v, *found}), ""));
+      }
+      return t.del(state::kIntents, k).status();
+    }));
+  }
+  return Status::ok();
+}
+
+
+}  // namespace cmg
