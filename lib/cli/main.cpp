@@ -206,6 +206,9 @@ int main(int argc, char** argv) {
   acc->excludes(ack);
   run->add_option("--reviewer", ro.reviewer, "who accepts (recorded in the audit log)");
 
+  auto* delta = app.add_subcommand("delta", "apply what changed in the source since the main extraction");
+  add_common(delta);
+
   auto* status = app.add_subcommand("status", "counts per object from the state");
   add_common(status);
   auto* reconcile = app.add_subcommand("reconcile", "accounting equation and read-back of every confirmed record");
@@ -306,12 +309,12 @@ int main(int argc, char** argv) {
       if (!p->at("blocking").get_array().empty()) return kIncomplete;
       return kOk;
     }
-    if (run->parsed() || qre->parsed()) {
-      auto r = qre->parsed() ? m.reprocess(ro) : m.run(ro);
+    if (run->parsed() || qre->parsed() || delta->parsed()) {
+      auto r = qre->parsed() ? m.reprocess(ro) : delta->parsed() ? m.delta(ro) : m.run(ro);
       progress.done();
       if (!r.is_ok()) return fail(r.status());
       if (as_json) print_json(r->to_json());
-      else print_report(*r, qre->parsed() ? "reprocess" : (ro.dry_run ? "dry run" : "run"));
+      else print_report(*r, qre->parsed() ? "reprocess" : delta->parsed() ? "delta" : (ro.dry_run ? "dry run" : "run"));
       if (ro.dry_run && r->state != "halted" && r->state != "paused") return kOk;
       return exit_for_report(*r);
     }

@@ -540,6 +540,15 @@ Result<MigrationConfig> parse_config(std::string_view text, const std::string& o
       }
       CMG_RETURN_IF_ERROR(hr.finish({"window", "max_error_rate"}));
     }
+    if (const auto* dv = r.get("delta")) {
+      const json::object* dob;
+      CMG_RETURN_IF_ERROR(as_object(*dv, "$.delta", dob));
+      ObjectReader dr(*dob, "$.delta");
+      std::size_t seconds = static_cast<std::size_t>(cfg.delta_lookback_ms / 1000);
+      CMG_RETURN_IF_ERROR(dr.size("lookback_seconds", seconds, 0, 7 * 24 * 3600));
+      cfg.delta_lookback_ms = static_cast<std::int64_t>(seconds) * 1000;
+      CMG_RETURN_IF_ERROR(dr.finish({"lookback_seconds"}));
+    }
     if (const auto* av = r.get("alerts")) {
       const json::object* ao;
       CMG_RETURN_IF_ERROR(as_object(*av, "$.alerts", ao));
@@ -563,7 +572,8 @@ Result<MigrationConfig> parse_config(std::string_view text, const std::string& o
                               "' is not an object listed before this one (parents come first)");
       cfg.objects.push_back(std::move(oc));
     }
-    return r.finish({"name", "state", "source", "destination", "owners", "dedup", "write", "halt", "alerts", "objects"});
+    return r.finish({"name", "state", "source", "destination", "owners", "dedup", "write", "halt", "alerts", "delta",
+                     "objects"});
   }();
   if (!st.is_ok()) return prefix(st);
   return cfg;

@@ -91,8 +91,9 @@ Result<json::object> Migration::plan(bool approve, const std::string& reviewer) 
   return impl_->plan(approve, reviewer);
 }
 
-Result<Report> Migration::run(const RunOptions& opts) { return impl_->run(opts, false); }
-Result<Report> Migration::reprocess(const RunOptions& opts) { return impl_->run(opts, true); }
+Result<Report> Migration::run(const RunOptions& opts) { return impl_->run(opts, false, false); }
+Result<Report> Migration::reprocess(const RunOptions& opts) { return impl_->run(opts, true, false); }
+Result<Report> Migration::delta(const RunOptions& opts) { return impl_->run(opts, false, true); }
 Result<Report> Migration::status() { return impl_->report(""); }
 Result<Report> Migration::reconcile(const RunOptions& opts) { return impl_->reconcile(opts); }
 

@@ -53,11 +53,13 @@ struct Migration::Impl {
   std::vector<std::string> blocking_gaps(boost::json::object* detail);
 
   // run.cpp
-  Result<Report> run(const RunOptions& opts, bool reprocess);
+  Result<Report> run(const RunOptions& opts, bool reprocess, bool delta);
   Status record_config_version(std::int64_t* version);
   Status resolve_intents(RunCtx& ctx);
   Result<StepResult> extract(const ObjectConfig& oc, RunCtx& ctx);
   Status release_for_reprocess(const ObjectConfig& oc, RunCtx& ctx);
+  // delta.cpp
+  Result<StepResult> delta_object(const ObjectConfig& oc, RunCtx& ctx);
   Status index_destination(const ObjectConfig& oc);
   Status plan_object(const ObjectConfig& oc, RunCtx& ctx);
   Result<StepResult> write_object(const ObjectConfig& oc, RunCtx& ctx);

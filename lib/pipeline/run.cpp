@@ -160,6 +160,8 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx)
   if (!flag("read")) {
     CMG_ASSIGN_OR_RETURN(std::int64_t reported, source->count(oc.source));
     info["reported"] = reported;
+    // The delta pass starts from here (minus its lookback): changes made after this may be missed.
+    if (!info.contains("started_at")) info["started_at"] = state::now_ms();
     ReadOptions ro;
     ro.batch_size = kExtractBatch;
     CMG_ASSIGN_OR_RETURN(auto reader, source->read(oc.source, ro));
@@ -600,7 +602,7 @@ Status Migration::Impl::release_for_reprocess(const ObjectConfig& oc, RunCtx& ct
 
 // ---- run ----
 
-Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess) {
+Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess, bool delta) {
   if ((opts.accept_counts || opts.ack_halt) && opts.reviewer.empty())
     return invalid_argument("--accept-counts and --ack-halt need --reviewer NAME (it is recorded in the audit log)");
   if (!opts.only_object.empty() && !cfg.object(opts.only_object))
@@ -673,9 +675,9 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess) {
       return state::append_audit(t, json::object{{"action", "halt_acknowledged"}, {"reviewer", opts.reviewer}});
     }));
   }
-  CMG_RETURN_IF_ERROR(set_run_state("running", reprocess ? "reprocess" : "run"));
+  CMG_RETURN_IF_ERROR(set_run_state("running", reprocess ? "reprocess" : delta ? "delta" : "run"));
   CMG_RETURN_IF_ERROR(env->write([&](Txn& t) {
-    return state::append_audit(t, json::object{{"action", reprocess ? "reprocess_started" : "run_started"},
+    return state::append_audit(t, json::object{{"action", reprocess ? "reprocess_started" : delta ? "delta_started" : "run_started"},
                                                {"run", ctx.run_id}, {"config_version", version},
                                                {"dry_run", opts.dry_run}});
   }));
@@ -686,6 +688,10 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess) {
     if (!opts.only_object.empty() && oc.name != opts.only_object) continue;
     CMG_ASSIGN_OR_RETURN(stop, extract(oc, ctx));
     if (stop != StepResult::kContinue) break;
+    if (delta) {
+      CMG_ASSIGN_OR_RETURN(stop, delta_object(oc, ctx));
+      if (stop != StepResult::kContinue) break;
+    }
     if (reprocess) CMG_RETURN_IF_ERROR(release_for_reprocess(oc, ctx));
     CMG_RETURN_IF_ERROR(plan_object(oc, ctx));
     if (opts.dry_run) continue;
@@ -707,7 +713,7 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess) {
   if (stop == StepResult::kCancelled) r.message = "stopped cleanly on request; run again to resume";
   if (stop == StepResult::kPaused || stop == StepResult::kHalted) r.message = ctx.alerts.empty() ? "" : ctx.alerts.back();
   CMG_RETURN_IF_ERROR(env->write([&](Txn& t) {
-    return state::append_audit(t, json::object{{"action", reprocess ? "reprocess_finished" : "run_finished"},
+    return state::append_audit(t, json::object{{"action", reprocess ? "reprocess_finished" : delta ? "delta_finished" : "run_finished"},
                                                {"run", ctx.run_id}, {"state", r.state}});
   }));
   return r;

@@ -99,6 +99,7 @@ struct MigrationConfig {
   std::size_t halt_window = 200;
   double halt_max_error_rate = 0.05;
   std::string alert_command;
+  std::int64_t delta_lookback_ms = 5 * 60 * 1000;  // the delta pass re-reads this far before its cursor
   std::vector<ObjectConfig> objects;  // in dependency order (parents before children)
   std::string raw_json;             // the text it was parsed from (stored as a config version)
   std::string hash;                 // json_hash of the parsed document

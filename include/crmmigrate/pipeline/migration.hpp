@@ -104,6 +104,14 @@ class Migration {
   /// parent is resolved, through map → dedup → validate → write.
   Result<Report> reprocess(const RunOptions& opts);
 
+  /// The delta pass: re-reads source records changed since the main extraction (cursor
+  /// (updated_at, id) per object, minus the configured lookback) and applies them through the same
+  /// pipeline: new records are migrated, changed ones updated in the destination — unless the
+  /// destination record also changed since our write (queued as both_sides_changed, both values
+  /// shown) — and records deleted in the source are queued as deleted_in_source (nothing is deleted
+  /// automatically). Errors: as run().
+  Result<Report> delta(const RunOptions& opts);
+
   /// Counts from the state (no destination calls).
   Result<Report> status();
 
