@@ -113,8 +113,7 @@ Result<StepResult> Migration::Impl::delta_object(const ObjectConfig& oc, RunCtx&
   // 2. Changed records we already wrote: update them, unless the destination changed as well.
   const ObjectSchema* src_os = src_schema->object(oc.source);
   Mapper mapper(oc, *dst_schema, src_os, *owners);
-  SchemaValidator validator;
-  FieldMergeRule merge_rule(oc.merge_default, oc.merge_fields, false);
+  auto merge_rule = merge_rule_for(oc, false);
   for (std::size_t start = 0; start < changed_confirmed.size(); start += 100) {
     std::size_t end = std::min(changed_confirmed.size(), start + 100);
     struct Item {
@@ -199,12 +198,12 @@ Result<StepResult> Migration::Impl::delta_object(const ObjectConfig& oc, RunCtx&
           folded.fields = m.fields;
           folded.updated_at = it.src.updated_at;
           MergeOutcome mo;
-          CMG_RETURN_IF_ERROR(merge_rule.merge({folded, cur->second}, &mo));
+          CMG_RETURN_IF_ERROR(merge_rule->merge({folded, cur->second}, &mo));
           changes = mo.changes;
         }
         if (changes.empty()) continue;
         std::vector<Problem> ps;
-        if (os) validator.validate(*os, *dst_schema, changes, false, ps);
+        if (os) validate(oc, *os, changes, false, ps);
         if (!ps.empty()) {
           CMG_RETURN_IF_ERROR(enqueue(t, oc.name, it.sid, ps, "validate", {}, &ctx));
           continue;

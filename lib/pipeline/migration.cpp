@@ -107,6 +107,45 @@ Result<std::int64_t> Migration::queue_fix(const QueueFilter& f, const json::obje
 Result<std::int64_t> Migration::queue_skip(const QueueFilter& f, const std::string& reviewer, const std::string& note) {
   return impl_->queue_skip(f, reviewer, note);
 }
+Status Migration::set_merge_rule(const std::string& object, std::shared_ptr<MergeRule> rule) {
+  if (!impl_->cfg.object(object)) return not_found("no object named '" + object + "' in the config");
+  if (!rule) return invalid_argument("set_merge_rule: rule is null");
+  impl_->merge_rules[object] = std::move(rule);
+  return Status::ok();
+}
+
+Status Migration::add_validator(const std::string& object, std::shared_ptr<RecordValidator> validator) {
+  if (!object.empty() && !impl_->cfg.object(object)) return not_found("no object named '" + object + "' in the config");
+  if (!validator) return invalid_argument("add_validator: validator is null");
+  impl_->validators.emplace_back(object, std::move(validator));
+  return Status::ok();
+}
+
+Status Migration::set_normalizer(const std::string& object, const std::string& key,
+                                 std::shared_ptr<Normalizer> normalizer) {
+  const ObjectConfig* oc = impl_->cfg.object(object);
+  if (!oc) return not_found("no object named '" + object + "' in the config");
+  bool known = false;
+  for (const auto& k : oc->dedup) known = known || k.name == key;
+  if (!known) return not_found("object '" + object + "' has no dedup key named '" + key + "'");
+  if (!normalizer) return invalid_argument("set_normalizer: normalizer is null");
+  impl_->normalizers[{object, key}] = std::move(normalizer);
+  return Status::ok();
+}
+
+std::shared_ptr<const MergeRule> Migration::Impl::merge_rule_for(const ObjectConfig& oc, bool skip_unchanged) const {
+  auto it = merge_rules.find(oc.name);
+  if (it != merge_rules.end()) return it->second;
+  return std::make_shared<FieldMergeRule>(oc.merge_default, oc.merge_fields, skip_unchanged);
+}
+
+void Migration::Impl::validate(const ObjectConfig& oc, const ObjectSchema& os, const json::object& fields,
+                               bool is_create, std::vector<Problem>& problems) const {
+  SchemaValidator().validate(os, *dst_schema, fields, is_create, problems);
+  for (const auto& [obj, v] : validators)
+    if (obj.empty() || obj == oc.name) v->validate(os, *dst_schema, fields, is_create, problems);
+}
+
 Status Migration::audit(const std::string& record, const std::function<bool(const json::object&)>& fn) {
   return impl_->audit(record, fn);
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -13,6 +14,8 @@
 #include "crmmigrate/core/config.hpp"
 #include "crmmigrate/core/connector.hpp"
 #include "crmmigrate/core/mapping.hpp"
+#include "crmmigrate/core/merge.hpp"
+#include "crmmigrate/core/validate.hpp"
 #include "crmmigrate/core/normalize.hpp"
 #include "crmmigrate/pipeline/migration.hpp"
 #include "crmmigrate/store/lmdb_env.hpp"
@@ -43,6 +46,16 @@ struct Migration::Impl {
   std::unique_ptr<OwnerResolver> owners;
   std::unique_ptr<PhoneNormalizer> phones;
   std::size_t map_size = 0;  // initial LMDB map size of the state (and of a dry run's scratch state)
+
+  // Plugins (migration.cpp). Objects without a registered rule use the config's field rules.
+  std::map<std::string, std::shared_ptr<MergeRule>> merge_rules;
+  std::vector<std::pair<std::string, std::shared_ptr<RecordValidator>>> validators;  // object ("" = all)
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Normalizer>> normalizers;  // (object, key)
+  /// The merge rule of `oc`: the registered one, or the config's field rules.
+  std::shared_ptr<const MergeRule> merge_rule_for(const ObjectConfig& oc, bool skip_unchanged) const;
+  /// Schema validation plus every registered validator for `oc`.
+  void validate(const ObjectConfig& oc, const ObjectSchema& os, const boost::json::object& fields, bool is_create,
+                std::vector<Problem>& problems) const;
 
   // plan.cpp
   Status load_schemas();

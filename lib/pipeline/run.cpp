@@ -107,8 +107,14 @@ std::vector<std::vector<std::string>> Migration::Impl::dedup_keys(const ObjectCo
     } else {
       raw.push_back(value_to_text(*v));
     }
+    auto custom = normalizers.find({oc.name, k.name});
     for (const auto& r : raw) {
       std::optional<std::string> n;
+      if (custom != normalizers.end()) {
+        n = custom->second->normalize(r);
+        if (n && !n->empty() && std::find(out[i].begin(), out[i].end(), *n) == out[i].end()) out[i].push_back(*n);
+        continue;
+      }
       switch (k.kind) {
         case DedupKeyKind::kEmail: n = normalize_email(r); break;
         case DedupKeyKind::kPhone: n = phones->to_e164(r); break;
@@ -377,8 +383,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
 
   // Phase 2: groups → plans, a chunk of groups per transaction. Groups are streamed out of the
   // deduplicator so that only one chunk is held at a time.
-  FieldMergeRule rule(oc.merge_default, oc.merge_fields, oc.skip_unchanged);
-  SchemaValidator validator;
+  auto rule = merge_rule_for(oc, oc.skip_unchanged);
   std::int64_t planned_groups = 0;
   auto plan_chunk = [&](const std::vector<DedupGroup>& groups) -> Status {
     const std::size_t start = 0, end = groups.size();
@@ -465,8 +470,10 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
             continue;
           }
           MergeOutcome mo;
-          CMG_RETURN_IF_ERROR(rule.merge({folded, it->second}, &mo));
-          plan["rule"] = merge_strategy_name(oc.merge_default);
+          Status ms = rule->merge({folded, it->second}, &mo);
+          if (!ms.is_ok()) return Status(Code::kPlugin, "merge rule '" + rule->name() + "' failed on " + oc.name + "/" +
+                                                           primary + ": " + ms.message());
+          plan["rule"] = merge_rules.count(oc.name) ? rule->name() : std::string(merge_strategy_name(oc.merge_default));
           plan["rules_applied"] = to_array(mo.rules_applied);
           plan["dest_id"] = did;
           if (mo.kind == MergeOutcome::Kind::kConflict) {
@@ -487,7 +494,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
             plan["reason"] = mo.reason;
           } else {
             std::vector<Problem> ps;
-            validator.validate(*os, *dst_schema, mo.changes, false, ps);
+            validate(oc, *os, mo.changes, false, ps);
             if (!ps.empty()) {
               CMG_RETURN_IF_ERROR(queue_all(ps, "validate", {}));
               continue;
@@ -504,7 +511,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
           }
         } else {
           std::vector<Problem> ps;
-          validator.validate(*os, *dst_schema, folded.fields, true, ps);
+          validate(oc, *os, folded.fields, true, ps);
           if (!ps.empty()) {
             CMG_RETURN_IF_ERROR(queue_all(ps, "validate", json::object{{"mapped", folded.fields}}));
             continue;

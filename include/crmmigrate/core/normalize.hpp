@@ -58,6 +58,15 @@ bool is_valid_email(std::string_view email);
 ///
 /// Thread-safety: a PhoneNormalizer is immutable after construction; to_e164() may be called from
 /// several threads at once (libphonenumber's PhoneNumberUtil singleton is thread-safe).
+/// A pluggable normaliser for a dedup key (DESIGN §3): turns a field value into the form compared
+/// for equality, or nullopt when the value cannot serve as a key. Implementations must be pure
+/// (same input, same output) and thread-safe.
+class Normalizer {
+ public:
+  virtual ~Normalizer() = default;
+  virtual std::optional<std::string> normalize(std::string_view value) const = 0;
+};
+
 class PhoneNormalizer {
  public:
   /// `default_region`: ISO 3166-1 alpha-2 region used for numbers written without "+" and a

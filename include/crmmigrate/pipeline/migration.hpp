@@ -19,6 +19,9 @@
 
 #include "crmmigrate/core/config.hpp"
 #include "crmmigrate/core/connector.hpp"
+#include "crmmigrate/core/merge.hpp"
+#include "crmmigrate/core/normalize.hpp"
+#include "crmmigrate/core/validate.hpp"
 #include "crmmigrate/core/status.hpp"
 
 namespace cmg {
@@ -131,6 +134,17 @@ class Migration {
   /// Calls `fn` for each audit event (oldest first), optionally of one record ("contacts/123" or a
   /// bare source id). `fn` returns false to stop.
   Status audit(const std::string& record, const std::function<bool(const boost::json::object&)>& fn);
+
+  // ---- Plugins (custom rules from C++, C or Python). Registered plugins are shared with the
+  // caller and used by every later call on this Migration; register them before plan/run. ----
+
+  /// Replaces the merge rule of config object `object`. Errors: kNotFound for an unknown object.
+  Status set_merge_rule(const std::string& object, std::shared_ptr<MergeRule> rule);
+  /// Adds a validator run after the schema validator on every record of `object` ("" = all).
+  Status add_validator(const std::string& object, std::shared_ptr<RecordValidator> validator);
+  /// Replaces the normaliser of dedup key `key` (a key name in the object's "dedup" list).
+  /// Errors: kNotFound for an unknown object or key.
+  Status set_normalizer(const std::string& object, const std::string& key, std::shared_ptr<Normalizer> normalizer);
 
   /// Alerts are delivered here (and to the configured alert command) as they are raised.
   void set_alert_callback(std::function<void(const Alert&)> cb);
