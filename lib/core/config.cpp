@@ -103,6 +103,8 @@ Status as_object(const json::value& v, const std::string& path, const json::obje
   return Status::ok();
 }
 
+Status refuse_inline_secrets_in(const json::value& v, const std::string& path);
+
 // Secrets belong in the environment: refuse anything, at any depth, that looks like an inline
 // credential. The message names the key, never the value.
 Status refuse_inline_secrets(const json::object& o, const std::string& path) {
@@ -119,7 +121,17 @@ Status refuse_inline_secrets(const json::object& o, const std::string& path) {
     if (secretish && !names_env)
       return config_error(at + ": secrets must not be inline; name an environment variable with \"" + std::string(k) +
                           "_env\"");
-    if (const auto* inner = val.if_object()) CMG_RETURN_IF_ERROR(refuse_inline_secrets(*inner, at));
+    CMG_RETURN_IF_ERROR(refuse_inline_secrets_in(val, at));
+  }
+  return Status::ok();
+}
+
+// Objects nested in arrays too ("headers": [{"api_key": ...}]).
+Status refuse_inline_secrets_in(const json::value& v, const std::string& path) {
+  if (const auto* o = v.if_object()) return refuse_inline_secrets(*o, path);
+  if (const auto* a = v.if_array()) {
+    for (std::size_t i = 0; i < a->size(); ++i)
+      CMG_RETURN_IF_ERROR(refuse_inline_secrets_in((*a)[i], path + "[" + std::to_string(i) + "]"));
   }
   return Status::ok();
 }
@@ -148,8 +160,8 @@ Status parse_field(const std::string& source, const json::value& v, const std::s
     if (m.to.empty()) return config_error(path + ": destination field name must not be empty");
     return Status::ok();
   }
-  const json::object* o;
-  CMG_RETURN_IF_ERROR(as_object(v, path, o));
+  const json::object* o = v.if_object();
+  if (!o) return config_error(path + ": expected a destination field name or an object such as {\"to\": ...}");
   ObjectReader r(*o, path);
   if (const auto* to = r.get("to")) {
     if (to->is_string()) {

@@ -155,7 +155,8 @@ bool schema_from_json(const json::value& v, Schema& out, std::string& error) {
       f.unique = flag("unique");
       f.read_only = flag("read_only");
       if (const auto* l = fo->if_contains("label"); l && l->is_string()) f.label = std::string(l->get_string());
-      if (const auto* m = fo->if_contains("max_length"); m && (m->is_int64() || m->is_uint64()))
+      // A negative length (to_number<uint64_t> would throw) is ignored like any other non-length.
+      if (const auto* m = fo->if_contains("max_length"); m && (m->is_uint64() || (m->is_int64() && m->get_int64() >= 0)))
         f.max_length = static_cast<std::size_t>(m->to_number<std::uint64_t>());
       if (const auto* o = fo->if_contains("options"))
         if (!options_from_json(*o, f.options, error, fpath + ".options")) return false;

@@ -67,9 +67,12 @@ std::optional<std::int64_t> parse_unix(std::string_view s) noexcept {
   const bool negative = s[0] == '-' || s[0] == '+' ? s[pos++] == '-' : false;
   const std::size_t int_begin = pos;
   std::int64_t v = 0;
-  for (; pos < s.size() && is_digit(s[pos]); ++pos) v = v * 10 + (s[pos] - '0');
+  for (; pos < s.size() && is_digit(s[pos]); ++pos) {
+    if (pos - int_begin == 18) return std::nullopt;  // a 19th digit could overflow v
+    v = v * 10 + (s[pos] - '0');
+  }
   const std::size_t int_digits = pos - int_begin;
-  if (int_digits == 0 || int_digits > 18) return std::nullopt;
+  if (int_digits == 0) return std::nullopt;
   std::int64_t ms = 0;
   if (int_digits <= 11) {
     ms = v * 1000;

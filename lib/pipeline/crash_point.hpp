@@ -3,11 +3,30 @@
 //
 // Armed by the environment, read once: CMG_CRASH_POINT=<name> and CMG_CRASH_AFTER=<n> (default 1)
 // kill the process with _exit(99) at the n-th time <name> is reached. Unset = no cost beyond a
-// branch. Names: before_intents, after_intents, after_send, after_confirm.
+// branch. Names:
+//   before_intents, after_intents, after_send, after_confirm   (write.cpp, once per write batch)
+//   commit   the process dies just before the n-th commit of the migration state (the LMDB
+//            environment opened by Migration::open, counted from 1 in this process). Every state
+//            change is one commit, so this covers before/after the intent commit, the confirm commit,
+//            mid-audit, mid-queue-fix and mid-reprocess. The sandbox's own LMDB (the destination) is
+//            not counted: a crash there is "after send".
+//
+// Test aid: CMG_COMMIT_COUNT_FILE=<path> writes the number of state commits this process made to
+// <path> when it exits normally (used by the crash harness to spread commit-level crashes over a
+// command). Unset = nothing installed.
 #pragma once
 
 namespace cmg {
 
+namespace store {
+class Env;
+}
+
 void crash_point(const char* name);
+
+/// Installs the commit-level crash point and/or the commit counter on `env` when the environment
+/// asks for them (CMG_CRASH_POINT=commit, CMG_COMMIT_COUNT_FILE); otherwise does nothing and the
+/// Env has no hook at all.
+void arm_commit_crash_point(store::Env& env);
 
 }  // namespace cmg

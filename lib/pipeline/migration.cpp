@@ -16,6 +16,7 @@
 #include "crmmigrate/core/problem.hpp"
 #include "crmmigrate/core/time.hpp"
 #include "crmmigrate/core/validate.hpp"
+#include "crash_point.hpp"
 #include "pipeline_internal.hpp"
 #include "state_internal.hpp"
 
@@ -78,12 +79,15 @@ Result<std::unique_ptr<Migration>> Migration::open(MigrationConfig config, std::
     CMG_ASSIGN_OR_RETURN(destination, make_destination(impl->cfg.destination, impl->cfg.base_dir));
   }
   impl->source = std::move(source);
-  impl->dest = std::move(destination);
+  // Reads retry transient failures behind one Retry-After gate; writes retry in write.cpp.
+  impl->dest = with_retries(std::move(destination));
   // The map only reserves address space (the file grows as pages are used), so start large.
   impl->map_size = initial_map_size ? initial_map_size : (std::size_t{1} << 30);
   store::EnvOptions eo;
   eo.initial_map_size = impl->map_size;
   CMG_ASSIGN_OR_RETURN(impl->env, store::Env::open(impl->cfg.state_dir, eo));
+  // Crash harness only (CMG_CRASH_POINT=commit / CMG_COMMIT_COUNT_FILE): no hook is installed otherwise.
+  arm_commit_crash_point(*impl->env);
   return std::unique_ptr<Migration>(new Migration(std::move(impl)));
 }
 

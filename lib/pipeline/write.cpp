@@ -3,10 +3,9 @@
 // committed in one transaction. Intents left by a crash are resolved through the idempotency key
 // before anything new is sent.
 #include <algorithm>
-#include <chrono>
 #include <deque>
+#include <map>
 #include <random>
-#include <thread>
 
 #include "crmmigrate/core/merge.hpp"
 #include "crmmigrate/core/problem.hpp"
@@ -27,10 +26,6 @@ using state::to_array;
 using store::key_of;
 using store::Txn;
 
-namespace {
-constexpr int kMaxAttempts = 5;
-}  // namespace
-
 // ---- write → confirm ----
 
 namespace {
@@ -39,7 +34,9 @@ struct PendingOp {
   std::string primary;
   json::object plan;
   WriteOp op;
-  int attempts = 0;
+  int attempts = 0;           // sends so far
+  bool unknown = false;       // the last send had no usable reply: settle it before sending again
+  std::string last_error;     // of the last transient failure
 };
 
 }  // namespace
@@ -72,12 +69,14 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
   // Confirms one group: statuses, ID map, dedup index, audit, queue resolution — one transaction
   // for the whole batch (the caller's).
   auto confirm = [&](Txn& t, const std::string& primary, const json::object& plan, const std::string& dest_id,
-                     const std::string& action, int status, int retries) -> Status {
+                     const std::string& action, int status, int retries, bool recovered = false) -> Status {
     std::string dobj = str(plan, "o");
     auto members = from_array(plan.if_contains("members"));
     for (const auto& mem : members) {
       std::string k = key_of({oc.name, mem});
       std::string s = action == "skip" ? "skipped" : (action == "create" && mem == primary) ? "written" : "merged";
+      // A delta update keeps the record's outcome (a written record stays written).
+      if (const auto* keep = plan.if_contains("keep_status"); keep && keep->is_string()) s = std::string(keep->get_string());
       CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, k,
                                    json::object{{"s", s}, {"d", dest_id}, {"o", dobj}, {"p", primary},
                                                 {"t", state::now_ms()}}));
@@ -98,6 +97,7 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
       if (action == "skip") ev["reason"] = plan.at("reason");
       ev["status"] = status;
       ev["retries"] = retries;
+      if (recovered) ev["recovered"] = true;  // applied without a reply; found by its idempotency key
       CMG_ASSIGN_OR_RETURN(auto qi, get_json(t, state::kQueue, k));
       if (qi && str(*qi, "status") != "resolved" && str(*qi, "status") != "skipped") {
         (*qi)["status"] = "resolved";
@@ -143,6 +143,91 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
     std::size_t min_sample = std::min<std::size_t>(cfg.halt_window, 20);
     return ctx.window.size() >= min_sample &&
            static_cast<double>(failures) / static_cast<double>(ctx.window.size()) > cfg.halt_max_error_rate;
+  };
+
+  RetryingDestination& d = retrying_dest();
+  const RetryPolicy& policy = d.policy();
+  const ObjectSchema* dos = nullptr;  // destination object of the current batch
+
+  // Gives up on `p` (a failure for the halt): its members are queued with `reason`.
+  auto give_up = [&](Txn& t, const PendingOp& p, Reason reason, std::vector<Problem> ps, json::object extra) -> Status {
+    CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
+    if (ps.empty()) ps.push_back({reason, "", "", "write", p.last_error, ""});
+    extra["destination_object"] = str(p.plan, "o");
+    if (p.op.kind == WriteOp::Kind::kUpdate) extra["destination_id"] = p.op.id;
+    for (const auto& mem : from_array(p.plan.if_contains("members")))
+      CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", extra, &ctx));
+    return Status::ok();
+  };
+
+  // Settles, before a batch is sent, the ops whose last send had no usable reply and the ops out of
+  // attempts. An upsert with an unknown outcome is looked up by its idempotency key: found means it
+  // was applied (confirmed now, never created again); not found means it was not (sent again). An
+  // update is idempotent and is simply sent again. Removes the settled ops from `batch`.
+  auto settle = [&](std::vector<PendingOp>& batch, const std::string& dobj) -> Status {
+    std::vector<std::string> keys;
+    for (const auto& p : batch)
+      if (p.unknown && p.op.kind == WriteOp::Kind::kUpsert && dos && !dos->id_property.empty())
+        keys.push_back(p.op.idempotency_key);
+    std::map<std::string, std::string> found;  // idempotency key -> destination id
+    if (!keys.empty()) {
+      CMG_ASSIGN_OR_RETURN(auto recs, d.find(dobj, dos->id_property, keys));
+      for (const auto& r : recs)
+        if (const auto* v = r.fields.if_contains(dos->id_property)) found.emplace(value_to_text(*v), r.id);
+    }
+    enum class Fate { kSend, kConfirmed, kExhausted, kUnresolvable };
+    std::vector<Fate> fate(batch.size(), Fate::kSend);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& p = batch[i];
+      bool blind = p.unknown && p.op.kind == WriteOp::Kind::kUpsert && (!dos || dos->id_property.empty());
+      if (p.unknown && p.op.kind == WriteOp::Kind::kUpsert && found.count(p.op.idempotency_key)) fate[i] = Fate::kConfirmed;
+      else if (blind) fate[i] = Fate::kUnresolvable;
+      else if (p.attempts >= policy.max_attempts) fate[i] = Fate::kExhausted;
+    }
+    if (std::all_of(fate.begin(), fate.end(), [](Fate f) { return f == Fate::kSend; })) return Status::ok();
+    CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto& p = batch[i];
+        switch (fate[i]) {
+          case Fate::kSend: break;
+          case Fate::kConfirmed:
+            CMG_RETURN_IF_ERROR(confirm(t, p.primary, p.plan, found.at(p.op.idempotency_key), str(p.plan, "action"),
+                                        200, p.attempts - 1, true));
+            break;
+          case Fate::kExhausted:
+            CMG_RETURN_IF_ERROR(give_up(t, p, Reason::kRetriesExhausted,
+                                        {{Reason::kRetriesExhausted, "", "", "write",
+                                          "gave up after " + std::to_string(p.attempts) + " attempts: " + p.last_error, ""}},
+                                        {}));
+            break;
+          case Fate::kUnresolvable:
+            CMG_RETURN_IF_ERROR(give_up(t, p, Reason::kRetriesExhausted,
+                                        {{Reason::kRetriesExhausted, "", "", "write",
+                                          "the destination may or may not have applied this write (" + p.last_error +
+                                              ") and " + dobj +
+                                              " has no idempotency key to look it up by; check the destination "
+                                              "before reprocessing",
+                                          ""}},
+                                        {}));
+            break;
+        }
+      }
+      return Status::ok();
+    }));
+    std::vector<PendingOp> rest;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (fate[i] == Fate::kSend) {
+        batch[i].unknown = false;
+        rest.push_back(std::move(batch[i]));
+        continue;
+      }
+      record_outcome(fate[i] != Fate::kConfirmed);
+      if (fate[i] == Fate::kConfirmed)
+        ctx.written_this_call += static_cast<std::int64_t>(from_array(batch[i].plan.if_contains("members")).size());
+      ++done;
+    }
+    batch = std::move(rest);
+    return Status::ok();
   };
 
   std::size_t pos = 0;
@@ -196,8 +281,14 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
       done += static_cast<std::int64_t>(no_send.size());
     }
     if (batch.empty()) continue;
+    dos = dst_schema->object(dobj);
+    CMG_RETURN_IF_ERROR(settle(batch, dobj));
+    if (batch.empty()) {
+      if (over_threshold()) goto halted;
+      continue;
+    }
     ++ctx.batch_seq;
-    // (1) intents, committed before anything is sent.
+    // (1) intents, committed before anything is sent (again, for a retry: same key, new batch).
     crash_point("before_intents");
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
       for (const auto& p : batch)
@@ -208,38 +299,22 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
                          {"dest_id", p.op.id}, {"at", state::now_ms()}}));
       return Status::ok();
     }));
-    // (2) send.
+    // (2) send, through the Retry-After gate.
     std::vector<WriteOp> ops;
     for (const auto& p : batch) ops.push_back(p.op);
     crash_point("after_intents");
-    auto results = dest->write(dobj, ops);
+    auto results = d.write(dobj, ops);
     crash_point("after_send");
     if (!results.is_ok()) {
-      // The whole call failed: the intents stay; the records are resolved through their
-      // idempotency key before anything is sent again.
-      for (auto& p : batch) {
-        if (++p.attempts >= kMaxAttempts) {
-          CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-            CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
-            for (const auto& mem : from_array(p.plan.if_contains("members")))
-              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem,
-                                          {{Reason::kRetriesExhausted, "", "", "write",
-                                            "gave up after " + std::to_string(p.attempts) + " attempts: " +
-                                                results.status().message(),
-                                            ""}},
-                                          "write", {}, &ctx));
-            return Status::ok();
-          }));
-          record_outcome(true);
-        } else {
-          retry.push_back(std::move(p));
-        }
+      // The whole call failed and the connector cannot say how far it got: every op has an
+      // unknown outcome. The intents stay; the ops are settled before they are sent again.
+      std::vector<WriteResult> unknown(batch.size());
+      for (auto& r : unknown) {
+        r.retryable = true;
+        r.outcome_unknown = true;
+        r.message = results.status().message();
       }
-      CMG_RETURN_IF_ERROR(resolve_intents(ctx));
-      std::this_thread::sleep_for(std::chrono::milliseconds(50 << std::min(batch.front().attempts, 6)) +
-                                  std::chrono::milliseconds(jitter() % 50));
-      if (over_threshold()) goto halted;
-      continue;
+      results = std::move(unknown);
     }
     {
       auto& res = *results;
@@ -262,23 +337,24 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
             next[i] = Next::kReroute;
             continue;
           }
-          if (r.retryable && p.attempts + 1 < kMaxAttempts) {
+          if (r.retryable) {
+            // Transient: not a failure (DESIGN §1) unless it is still failing after the last attempt
+            // (settle() decides that, after looking the record up when the outcome is unknown).
             next[i] = Next::kRetry;
             continue;
           }
-          CMG_RETURN_IF_ERROR(t.del(state::kIntents, key_of({oc.name, p.primary})).status());
           std::vector<Problem> ps;
-          Reason reason = r.retryable ? Reason::kRetriesExhausted : Reason::kRejectedByDestination;
           for (const auto& fe : r.errors)
-            ps.push_back({reason, fe.field, fe.value, fe.code, fe.message, ""});
-          if (ps.empty()) ps.push_back({reason, "", "", std::to_string(r.status), r.message, ""});
-          for (const auto& mem : from_array(p.plan.if_contains("members")))
-            CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", json::object{{"destination_status", r.status}}, &ctx));
+            ps.push_back({Reason::kRejectedByDestination, fe.field, fe.value, fe.code, fe.message, ""});
+          if (ps.empty()) ps.push_back({Reason::kRejectedByDestination, "", "", std::to_string(r.status), r.message, ""});
+          CMG_RETURN_IF_ERROR(give_up(t, p, Reason::kRejectedByDestination, std::move(ps),
+                                      json::object{{"destination_status", r.status}}));
           next[i] = Next::kFailed;
         }
         return Status::ok();
       }));
       std::vector<PendingOp> reroute;  // 409: the value exists — route back through dedup as a merge
+      int retry_attempts = 0;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& p = batch[i];
         const WriteResult& r = i < res.size() ? res[i] : WriteResult{};
@@ -287,6 +363,9 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
           case Next::kFailed: record_outcome(true); break;
           case Next::kRetry:
             ++p.attempts;
+            p.unknown = p.unknown || r.outcome_unknown;
+            p.last_error = r.message.empty() ? "status " + std::to_string(r.status) : r.message;
+            retry_attempts = std::max(retry_attempts, p.attempts);
             retry.push_back(std::move(p));
             break;
           case Next::kReroute:
@@ -297,21 +376,25 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
             break;
         }
       }
+      // Back off before the retries; d.write() has already closed the gate for any Retry-After.
+      if (retry_attempts > 0) d.defer(backoff_ms(policy, retry_attempts, jitter()));
       crash_point("after_confirm");
-      for (std::size_t i = 0; i < batch.size(); ++i)
+      for (std::size_t i = 0; i < batch.size(); ++i) {
         if (next[i] == Next::kConfirmed)
           ctx.written_this_call += static_cast<std::int64_t>(from_array(batch[i].plan.if_contains("members")).size());
+        if (next[i] == Next::kConfirmed || next[i] == Next::kFailed) ++done;
+      }
       // A 409 means the destination already holds the record: read it and merge instead.
       for (auto& p : reroute) {
-        CMG_ASSIGN_OR_RETURN(auto recs, dest->read(dobj, {str(p.plan, "dest_id")}));
+        CMG_ASSIGN_OR_RETURN(auto recs, d.read(dobj, {str(p.plan, "dest_id")}));
         if (recs.empty() || !recs[0]) continue;
         Record folded;
         folded.fields = p.plan.at("fields").get_object();
         const ObjectSchema* os = dst_schema->object(dobj);
         if (os && !os->id_property.empty()) folded.fields.erase(os->id_property);
-        FieldMergeRule rule(oc.merge_default, oc.merge_fields, false);
+        auto rule = merge_rule_for(oc, false);
         MergeOutcome mo;
-        CMG_RETURN_IF_ERROR(rule.merge({folded, *recs[0]}, &mo));
+        CMG_RETURN_IF_ERROR(rule->merge({folded, *recs[0]}, &mo));
         if (mo.kind != MergeOutcome::Kind::kMerged) {
           CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
             std::vector<Problem> ps;
@@ -336,7 +419,6 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
         retry.push_back(std::move(p));
       }
     }
-    done += static_cast<std::int64_t>(batch.size());
     if (ctx.opts->progress) ctx.opts->progress({oc.name, "write", done, total});
     if (over_threshold()) goto halted;
   }
@@ -370,16 +452,30 @@ Status Migration::Impl::resolve_intents(RunCtx& ctx) {
     const ObjectConfig* oc = cfg.object(object);
     std::string dobj = str(intent, "dest_object");
     std::optional<std::string> found;
+    bool unresolvable = false;  // an upsert the destination cannot look up: sending it again could duplicate it
     if (str(intent, "kind") == "upsert") {
       const ObjectSchema* os = dst_schema->object(dobj);
       if (os && !os->id_property.empty()) {
-        CMG_ASSIGN_OR_RETURN(auto recs, dest->find(dobj, os->id_property, {str(intent, "key")}));
+        CMG_ASSIGN_OR_RETURN(auto recs, retrying_dest().find(dobj, os->id_property, {str(intent, "key")}));
         if (!recs.empty()) found = recs.front().id;
+      } else {
+        unresolvable = true;
       }
     }
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
       CMG_ASSIGN_OR_RETURN(auto plan, get_json(t, state::kPlans, key_of({object, primary})));
       CMG_ASSIGN_OR_RETURN(auto rec, get_json(t, state::kRecords, key_of({object, primary})));
+      if (unresolvable && plan && oc && rec && status_of(*rec) == "planned") {
+        for (const auto& mem : from_array(plan->if_contains("members")))
+          CMG_RETURN_IF_ERROR(enqueue(t, object, mem,
+                                      {{Reason::kRetriesExhausted, "", "", "write",
+                                        "interrupted while writing to " + dobj +
+                                            ", which has no idempotency key to look the record up by; check the "
+                                            "destination before reprocessing",
+                                        ""}},
+                                      "write", json::object{{"destination_object", dobj}}, &ctx));
+        return t.del(state::kIntents, k).status();
+      }
       if (!found || !plan || !oc || !rec || status_of(*rec) != "planned") {
         // Not applied (or an update, which is idempotent): drop the intent; the planned record
         // is sent again by the normal write path.

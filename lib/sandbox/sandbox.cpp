@@ -9,6 +9,7 @@
 
 #include "crmmigrate/core/time.hpp"
 #include "crmmigrate/store/lmdb_env.hpp"
+#include "sandbox/faults.hpp"
 #include "sandbox/sandbox_internal.hpp"
 
 namespace cmg::sandbox {
@@ -205,6 +206,7 @@ struct SandboxCrm::Impl {
   mutable std::mutex mu;
   std::shared_ptr<const Schema> schema;  // guarded by mu; replaced (never mutated) by set_user
   std::function<std::int64_t()> clock = system_now_ms;  // guarded by mu
+  std::shared_ptr<internal::FaultInjector> faults = std::make_shared<internal::FaultInjector>();
 
   std::shared_ptr<const Schema> schema_snapshot() const {
     std::lock_guard<std::mutex> lock(mu);
@@ -382,6 +384,17 @@ struct SandboxCrm::Impl {
 
 namespace {
 
+Request make_request(std::string_view call, std::string_view object, std::int64_t at, std::size_t n,
+                     internal::FaultKind kind) {
+  Request r;
+  r.call = std::string(call);
+  r.object = std::string(object);
+  r.at_ms = at;
+  r.ops = n;
+  r.fault = internal::fault_name(kind);
+  return r;
+}
+
 // Pages through `records.<object>` (id order) or `by_updated.<object>` ((updated_at, id) order),
 // one read transaction per batch.
 class SandboxReader : public RecordReader {
@@ -394,9 +407,24 @@ class SandboxReader : public RecordReader {
         by_updated_(by_updated),
         cursor_(std::move(start_after)) {}
 
+  // Destination listings page like an HTTP API, so each page may fault; the cursor stays put.
+  void set_faulty() { faults_ = impl_->faults; }
+
   Result<bool> next(RecordBatch& out) override {
     out.clear();
     if (done_) return false;
+    if (faults_) {
+      internal::FaultKind k = faults_->draw_read();
+      faults_->count_request(k != internal::FaultKind::kNone);
+      Request req = make_request("list_page", object_, impl_->now(), opts_.batch_size, k);
+      if (k != internal::FaultKind::kNone) {
+        Status st = faults_->read_failure(k, "list", object_);
+        req.retry_after_ms = static_cast<int>(faults_->last_retry_after_.load());
+        faults_->log(std::move(req));
+        return st;
+      }
+      faults_->log(std::move(req));
+    }
     const std::size_t limit = opts_.batch_size;
     Status st = impl_->env->read([&](Txn& t) -> Status {
       Status inner;
@@ -446,7 +474,44 @@ class SandboxReader : public RecordReader {
   bool by_updated_;
   std::string cursor_;  // last key returned (exclusive start of the next batch)
   bool done_ = false;
+  std::shared_ptr<internal::FaultInjector> faults_;  // null: a Source read, which never faults
 };
+
+// Draws a read fault for a Destination call and logs it; a non-OK Status is the injected failure.
+Status read_call(internal::FaultInjector& f, std::int64_t now, std::string_view call, std::string_view object,
+                 std::size_t values) {
+  internal::FaultKind k = f.draw_read();
+  f.count_request(k != internal::FaultKind::kNone);
+  Request req = make_request(call, object, now, values, k);
+  Status st;
+  if (k != internal::FaultKind::kNone) {
+    st = f.read_failure(k, call, object);
+    req.retry_after_ms = static_cast<int>(f.last_retry_after_.load());
+  }
+  f.log(std::move(req));
+  return st;
+}
+
+// Records by id, without faults (the Source side and get() use it too).
+Result<std::vector<std::optional<Record>>> read_ids(const SandboxCrm::Impl& impl, std::string_view object,
+                                                    const std::vector<std::string>& ids) {
+  auto schema = impl.schema_snapshot();
+  CMG_ASSIGN_OR_RETURN(auto obj, impl.object_schema(*schema, object));
+  std::vector<std::optional<Record>> out;
+  CMG_RETURN_IF_ERROR(impl.env->read([&](Txn& t) -> Status {
+    out.clear();
+    for (const auto& id : ids) {
+      CMG_ASSIGN_OR_RETURN(auto s, load_text_id(t, obj->name, id));
+      if (s) {
+        out.emplace_back(to_record(obj->name, std::move(*s), {}));
+      } else {
+        out.emplace_back(std::nullopt);
+      }
+    }
+    return Status::ok();
+  }));
+  return out;
+}
 
 }  // namespace
 
@@ -518,9 +583,16 @@ Result<std::shared_ptr<SandboxCrm>> SandboxCrm::open(const std::string& dir) {
     if (pipelines) impl->pipelines = internal::pipelines_from_json(*pipelines);
     CMG_ASSIGN_OR_RETURN(auto quota, get_json(t, "quota"));
     if (quota) impl->quota = internal::quota_from_json(*quota);
+    CMG_ASSIGN_OR_RETURN(auto faults, get_json(t, "faults"));
+    if (faults) {
+      CMG_ASSIGN_OR_RETURN(auto plan, fault_plan_from_json(json::serialize(*faults), "sandbox " + dir + " meta 'faults'"));
+      impl->faults->set(plan);
+    }
     return Status::ok();
   });
   CMG_RETURN_IF_ERROR(st);
+  CMG_ASSIGN_OR_RETURN(auto env_plan, internal::fault_plan_from_env());
+  if (env_plan) impl->faults->set(*env_plan);
   impl->env = std::move(env);
   impl->dir = dir;
   return std::shared_ptr<SandboxCrm>(new SandboxCrm(std::move(impl)));
@@ -563,33 +635,31 @@ Result<std::unique_ptr<RecordReader>> SandboxCrm::list(std::string_view object, 
   ReadOptions all = opts;
   all.since_updated_at.reset();
   all.since_id.clear();
-  return read(object, all);
+  {
+    auto schema = impl_->schema_snapshot();
+    CMG_ASSIGN_OR_RETURN(auto obj, impl_->object_schema(*schema, object));
+    CMG_RETURN_IF_ERROR(read_call(*impl_->faults, impl_->now(), "list", obj->name, 0));
+  }
+  CMG_ASSIGN_OR_RETURN(auto reader, read(object, all));
+  static_cast<SandboxReader*>(reader.get())->set_faulty();
+  return reader;
 }
 
 Result<std::optional<Record>> SandboxCrm::get(std::string_view object, std::string_view id) {
-  CMG_ASSIGN_OR_RETURN(auto records, read(object, std::vector<std::string>{std::string(id)}));
+  CMG_ASSIGN_OR_RETURN(auto records, read_ids(*impl_, object, std::vector<std::string>{std::string(id)}));
   return std::move(records.front());
 }
 
 Result<std::vector<std::optional<Record>>> SandboxCrm::read(std::string_view object,
                                                             const std::vector<std::string>& ids) {
-  auto schema = impl_->schema_snapshot();
-  CMG_ASSIGN_OR_RETURN(auto obj, impl_->object_schema(*schema, object));
-  std::vector<std::optional<Record>> out;
-  CMG_RETURN_IF_ERROR(impl_->env->read([&](Txn& t) -> Status {
-    out.clear();
-    for (const auto& id : ids) {
-      CMG_ASSIGN_OR_RETURN(auto s, load_text_id(t, obj->name, id));
-      if (s) {
-        out.emplace_back(to_record(obj->name, std::move(*s), {}));
-      } else {
-        out.emplace_back(std::nullopt);
-      }
-    }
-    return Status::ok();
-  }));
-  return out;
+  {
+    auto schema = impl_->schema_snapshot();
+    CMG_ASSIGN_OR_RETURN(auto obj, impl_->object_schema(*schema, object));
+    CMG_RETURN_IF_ERROR(read_call(*impl_->faults, impl_->now(), "read", obj->name, ids.size()));
+  }
+  return read_ids(*impl_, object, ids);
 }
+
 
 Result<std::vector<Record>> SandboxCrm::find(std::string_view object, std::string_view field,
                                              const std::vector<std::string>& values) {
@@ -597,6 +667,7 @@ Result<std::vector<Record>> SandboxCrm::find(std::string_view object, std::strin
   CMG_ASSIGN_OR_RETURN(auto obj, impl_->object_schema(*schema, object));
   const FieldSchema* f = obj->field(field);
   if (!f) return invalid_argument("find on " + obj->name + ": no field '" + std::string(field) + "'");
+  CMG_RETURN_IF_ERROR(read_call(*impl_->faults, impl_->now(), "find", obj->name, values.size()));
   const std::string& id_field = impl_->traits.id_field;
   std::vector<Record> out;
   CMG_RETURN_IF_ERROR(impl_->env->read([&](Txn& t) -> Status {
@@ -645,24 +716,58 @@ Result<std::vector<WriteResult>> SandboxCrm::write(std::string_view object, cons
   auto schema = impl_->schema_snapshot();
   CMG_ASSIGN_OR_RETURN(auto obj, impl_->object_schema(*schema, object));
   const std::int64_t now = impl_->now();
+  internal::FaultInjector& faults = *impl_->faults;
+  internal::WriteFault fault = faults.draw_write(ops.size());
+  faults.count_request(fault.kind != internal::FaultKind::kNone);
+  Request req = make_request("write", obj->name, now, ops.size(), fault.kind);
+  req.applied = fault.apply;
   std::vector<WriteResult> results;
-  CMG_RETURN_IF_ERROR(impl_->env->write([&](Txn& t) -> Status {
-    results.clear();
-    results.reserve(ops.size());
-    CMG_ASSIGN_OR_RETURN(auto cj, get_json(t, "counters"));
-    Counters c = cj ? counters_from_json(*cj) : Counters{};
-    ++c.write_calls;
-    for (const auto& op : ops) {
-      CMG_ASSIGN_OR_RETURN(auto r, impl_->apply(t, *schema, *obj, op, now));
+  if (fault.apply) {
+    CMG_RETURN_IF_ERROR(impl_->env->write([&](Txn& t) -> Status {
+      results.clear();
+      results.reserve(ops.size());
+      CMG_ASSIGN_OR_RETURN(auto cj, get_json(t, "counters"));
+      Counters c = cj ? counters_from_json(*cj) : Counters{};
+      ++c.write_calls;
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        const WriteOp& op = ops[i];
+        if (!fault.reject.empty() && fault.reject[i]) {
+          // Rejected as the platform rejects a value it no longer accepts: the op is not applied.
+          std::string field = obj->id_property;
+          std::string value = op.idempotency_key;
+          for (const auto& [k, v] : op.fields) {
+            if (k == obj->id_property) continue;
+            field = std::string(k);
+            value = value_to_text(v);
+            break;
+          }
+          ++c.records_failed;
+          results.push_back(failed(400, {FieldError{field, value, "INVALID_VALUE",
+                                                    "Property values were not valid: \"" + field +
+                                                        "\" was rejected (injected partial batch failure)"}}));
+          continue;
+        }
+        CMG_ASSIGN_OR_RETURN(auto r, impl_->apply(t, *schema, *obj, op, now));
       switch (r.outcome) {
         case WriteResult::Outcome::kCreated: ++c.records_created; break;
         case WriteResult::Outcome::kUpdated: ++c.records_updated; break;
-        case WriteResult::Outcome::kFailed: ++c.records_failed; break;
+          case WriteResult::Outcome::kFailed: ++c.records_failed; break;
+        }
+        results.push_back(std::move(r));
       }
-      results.push_back(std::move(r));
-    }
-    return put_json(t, "counters", counters_to_json(c));
-  }));
+      return put_json(t, "counters", counters_to_json(c));
+    }));
+  }
+  if (fault.kind == internal::FaultKind::kPartial) {
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (fault.reject[i])
+        req.rejected.push_back(ops[i].kind == WriteOp::Kind::kUpsert ? ops[i].idempotency_key : ops[i].id);
+  } else if (fault.kind != internal::FaultKind::kNone) {
+    results = faults.whole_call_results(fault.kind, ops.size());
+    req.retry_after_ms = results.empty() ? 0 : results.front().retry_after_ms;
+    if (req.retry_after_ms > 0) faults.last_retry_after_ = req.retry_after_ms;
+  }
+  faults.log(std::move(req));
   return results;
 }
 
@@ -681,8 +786,30 @@ Result<Counters> SandboxCrm::counters() const {
     if (cj) c = counters_from_json(*cj);
     return Status::ok();
   }));
+  c.requests = impl_->faults->requests_.load();
+  c.faults = impl_->faults->faults_.load();
   return c;
 }
+
+void SandboxCrm::set_faults(const FaultPlan& plan) { impl_->faults->set(plan); }
+
+FaultPlan SandboxCrm::faults() const { return impl_->faults->plan(); }
+
+Status SandboxCrm::store_faults(const std::optional<FaultPlan>& plan) {
+  CMG_RETURN_IF_ERROR(impl_->env->write([&](Txn& t) -> Status {
+    if (!plan) return t.del(kMeta, "faults").status();
+    boost::system::error_code ec;
+    return put_json(t, "faults", json::parse(fault_plan_to_json(*plan), ec));
+  }));
+  impl_->faults->set(plan ? *plan : FaultPlan{});
+  return Status::ok();
+}
+
+void SandboxCrm::set_request_log(bool on) { impl_->faults->set_log(on); }
+
+std::vector<Request> SandboxCrm::requests() const { return impl_->faults->requests(); }
+
+std::int64_t SandboxCrm::last_retry_after_ms() const { return impl_->faults->last_retry_after_.load(); }
 
 void SandboxCrm::set_clock(std::function<std::int64_t()> now_ms) {
   std::lock_guard<std::mutex> lock(impl_->mu);

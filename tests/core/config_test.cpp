@@ -87,7 +87,7 @@ TEST_CASE("an unknown top-level key is an error naming its path and the allowed 
   doc.as_object()["colour"] = "blue";
   CHECK(error_of(doc) ==
         "cfg.json: $.colour: unknown key (allowed: name, state, source, destination, owners, dedup, write, halt, "
-        "alerts, objects)");
+        "alerts, delta, objects)");
 }
 
 TEST_CASE("an unknown key inside a field mapping is an error naming the field's path") {

@@ -80,6 +80,14 @@ struct WriteResult {
   std::string existing_id;        // 409 duplicate: the destination record that holds the value
   std::vector<FieldError> errors; // field-level detail for kFailed
   std::string message;
+  // Transient failures (appended for issue 3). A transient failure of the whole call — 429, 5xx,
+  // timeout, connection reset, lost reply, unparsable body — is reported as an OK Result holding one
+  // kFailed result per op, each with `retryable` set, the same `status` (0 when there was no usable
+  // HTTP reply), `retry_after_ms` and `outcome_unknown`. A partial batch failure is per op: the
+  // rejected ops are kFailed (400, FieldErrors, not retryable), the others succeed.
+  int retry_after_ms = 0;        // the platform's Retry-After: send it nothing before this many ms
+  bool outcome_unknown = false;  // no usable reply: the op may or may not have been applied; resolve
+                                 // it through the idempotency key (lookup or upsert), never re-create
 };
 
 /// Declared request limits of a platform (used by the quota scheduler and plan's ETA).
@@ -101,12 +109,17 @@ class Destination {
   virtual Result<std::vector<Record>> find(std::string_view object, std::string_view field,
                                            const std::vector<std::string>& values) = 0;
   /// Applies `ops` in order; one WriteResult per op. A non-OK Status means the whole call failed
-  /// before or during sending (the caller resolves intents through the idempotency key).
+  /// before or during sending (the caller resolves intents through the idempotency key); transient
+  /// whole-call failures are better reported per op (see WriteResult::retry_after_ms).
   virtual Result<std::vector<WriteResult>> write(std::string_view object, const std::vector<WriteOp>& ops) = 0;
   /// Reads records by destination id; nullopt for ids that do not exist.
   virtual Result<std::vector<std::optional<Record>>> read(std::string_view object,
                                                           const std::vector<std::string>& ids) = 0;
   virtual Quota quota() const { return {}; }
+  /// Retry-After (ms) that came with the most recent call that failed with Code::kUnavailable (a
+  /// transient failure of schema/count/list/find/read, or a whole write() call); 0 when the platform
+  /// sent none. Only meaningful right after that call, on the thread that made it. Default: 0.
+  virtual std::int64_t last_retry_after_ms() const { return 0; }
 };
 
 }  // namespace cmg

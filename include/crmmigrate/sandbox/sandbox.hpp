@@ -18,8 +18,24 @@
 // transactions (one write() call = one transaction) and readers see consistent snapshots. A
 // RecordReader returned by read()/list() belongs to one thread and keeps the sandbox's storage alive.
 //
-// Fault injection (429/5xx/timeouts/lost replies, DESIGN §4) is not built yet; it will wrap write(),
-// find() and read() at the connector boundary and never change the stored data model.
+// Fault injection (DESIGN §4) sits at the connector boundary and never changes the stored data
+// model. A FaultPlan gives a rate per kind; one seeded generator per SandboxCrm draws a fault (or
+// none) for every Destination call, so the same calls in the same order get the same faults.
+//   write():  429 with Retry-After (nothing applied) · 500/503 (nothing applied; 503 carries
+//             Retry-After) · timeout (applied or not, drawn from the seed) · connection reset (not
+//             applied) · lost reply (applied, the caller gets no reply) · malformed/truncated body
+//             (applied or not) · partial batch failure (1..max(1, n/20) ops rejected with a 400 and a
+//             FieldError coded INVALID_VALUE, the others applied). Whole-call faults come back as one
+//             kFailed, retryable WriteResult per op (status 429/500/503, or 0 for no usable reply,
+//             with retry_after_ms and outcome_unknown; see WriteResult).
+//   find(), read(ids), list() and every page of a list reader: 429/503 with Retry-After at
+//             `FaultPlan::read_rate`, as a Code::kUnavailable Status; last_retry_after_ms() tells it.
+// The Source side (read(object, opts), get, count, schema) and the admin calls never fault.
+// Where the plan comes from, the later one winning: the plan stored in the sandbox's `meta`
+// (store_faults), then the environment variable CMG_SANDBOX_FAULTS when the sandbox is opened — a
+// JSON object such as {"seed":1,"rate_429":0.05,"rate_lost_reply":0.02,"retry_after_ms":500} or
+// "@/path/to/faults.json" — so a CLI child process can be run against a faulty sandbox; then
+// set_faults() on the instance.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +71,48 @@ struct Counters {
   std::uint64_t records_created = 0;  // kCreated outcomes
   std::uint64_t records_updated = 0;  // kUpdated outcomes
   std::uint64_t records_failed = 0;   // kFailed outcomes (validation, 404, 409)
+  // Since this SandboxCrm was opened (kept in memory, not persisted):
+  std::uint64_t requests = 0;         // Destination calls answered: write, find, read(ids), list + each page
+  std::uint64_t faults = 0;           // of which answered with an injected fault
+};
+
+/// Fault rates per kind (each 0..1; their sum should be at most 1) for write(), and read_rate for
+/// find()/read()/list(). JSON keys are the member names; unknown keys are rejected.
+struct FaultPlan {
+  std::uint64_t seed = 0;
+  double rate_429 = 0;
+  double rate_5xx = 0;
+  double rate_timeout = 0;
+  double rate_reset = 0;
+  double rate_lost_reply = 0;
+  double rate_malformed = 0;
+  double rate_partial = 0;
+  int retry_after_ms = 1000;  // Retry-After sent with 429 and 503
+  double read_rate = -1;      // find/read/list; -1 = a quarter of rate_429 + rate_5xx + rate_timeout + rate_reset
+
+  /// True when some rate is above 0.
+  bool any() const;
+  /// read_rate with the default resolved.
+  double effective_read_rate() const;
+};
+
+/// Parses a FaultPlan from JSON text; `origin` names the text in errors ("CMG_SANDBOX_FAULTS").
+/// Errors: kParse (not a JSON object), kInvalidArgument (unknown key, rate outside 0..1, rates
+/// summing above 1, negative retry_after_ms), each naming the key.
+Result<FaultPlan> fault_plan_from_json(std::string_view text, const std::string& origin);
+/// The plan as a compact JSON object (every member).
+std::string fault_plan_to_json(const FaultPlan& plan);
+
+/// One Destination call as the sandbox answered it (see SandboxCrm::set_request_log).
+struct Request {
+  std::string call;          // "write", "find", "read", "list", "list_page"
+  std::string object;
+  std::int64_t at_ms = 0;    // the sandbox clock (set_clock) when the call arrived
+  std::size_t ops = 0;       // write: ops in the batch; find/read: values asked for
+  std::string fault;         // "" or "429", "500", "503", "timeout", "reset", "lost_reply", "malformed", "partial"
+  bool applied = false;      // write: the batch (or, for "partial", its other ops) was applied
+  int retry_after_ms = 0;    // Retry-After sent with the reply
+  std::vector<std::string> rejected;  // "partial": idempotency key (upsert) or id (update) of each rejected op
 };
 
 /// One record for the admin insert_many(): fields as given (not validated), timestamps in Unix ms.
@@ -78,7 +136,8 @@ class SandboxCrm : public Source, public Destination {
   /// kIO/kStorage (LMDB). The caller shares ownership of the result.
   static Result<std::shared_ptr<SandboxCrm>> create(const std::string& dir, std::string_view preset);
   /// Opens the sandbox stored in `dir`. Errors: kNotFound naming `dir` when it holds no sandbox,
-  /// kParse when its meta data is damaged, kIO/kStorage (LMDB).
+  /// kParse when its meta data is damaged, kIO/kStorage (LMDB), kInvalidArgument/kParse when
+  /// CMG_SANDBOX_FAULTS is set but is not a valid FaultPlan (or names a file that cannot be read).
   static Result<std::shared_ptr<SandboxCrm>> open(const std::string& dir);
 
   ~SandboxCrm() override;
@@ -142,6 +201,21 @@ class SandboxCrm : public Source, public Destination {
   /// it for deterministic updated_at values. `now_ms` must be thread-safe if write() is called
   /// from several threads.
   void set_clock(std::function<std::int64_t()> now_ms);
+  /// Replaces the fault plan of this instance and restarts its generator from `plan.seed`.
+  /// A plan with every rate 0 turns faults off. Thread-safe.
+  void set_faults(const FaultPlan& plan);
+  /// The plan in force on this instance.
+  FaultPlan faults() const;
+  /// Stores `plan` in the sandbox's meta (loaded by every later open(), below CMG_SANDBOX_FAULTS)
+  /// and puts it in force here; nullopt removes the stored plan (and turns faults off here).
+  /// Errors: kIO/kStorage.
+  Status store_faults(const std::optional<FaultPlan>& plan);
+  /// Keeps (true) or stops keeping a log of Destination calls, in memory; turning it on clears it.
+  void set_request_log(bool on);
+  /// The calls logged since set_request_log(true), in arrival order (a copy). Thread-safe.
+  std::vector<Request> requests() const;
+  /// See Destination::last_retry_after_ms (per instance: the most recent faulted call).
+  std::int64_t last_retry_after_ms() const override;
   /// Calls `hook` before every commit of the sandbox's own LMDB environment; a non-OK Status aborts
   /// that transaction and is returned by the call that committed (store::CommitHook). Tests use it
   /// to simulate a crash inside write(). Thread-safe.

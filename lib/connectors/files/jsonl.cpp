@@ -42,6 +42,28 @@ std::optional<std::int64_t> unix_number_ms(double v) {
   return static_cast<std::int64_t>(std::fabs(v) < 1e11 ? std::floor(v * 1000.0) : std::floor(v));
 }
 
+// Boost.JSON reads a number beyond the range of a double (1e999) as an infinity, which no JSON
+// writer can give back: the JSON path of the first one in `v`, or "" when there is none.
+std::string infinite_number_path(const boost::json::value& v, const std::string& path) {
+  if (const auto* d = v.if_double()) return std::isfinite(*d) ? std::string() : path;
+  if (const auto* o = v.if_object()) {
+    for (const auto& kv : *o) {
+      const std::string_view key(kv.key().data(), kv.key().size());
+      if (kv.value().is_double() || kv.value().is_structured()) {
+        std::string found = infinite_number_path(kv.value(), internal::member_path(path, key));
+        if (!found.empty()) return found;
+      }
+    }
+  } else if (const auto* a = v.if_array()) {
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      if (!(*a)[i].is_double() && !(*a)[i].is_structured()) continue;
+      std::string found = infinite_number_path((*a)[i], path + "[" + std::to_string(i) + "]");
+      if (!found.empty()) return found;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 struct JsonlReader::Impl {
@@ -133,6 +155,9 @@ struct JsonlReader::Impl {
       }
       boost::json::value v = parser.release();
       if (!v.is_object()) return fail(line, std::string("expected a JSON object, got ") + json_kind(v));
+      if (std::string at = infinite_number_path(v, "$"); !at.empty()) {
+        return fail(line, "number out of range (beyond a double) at " + at);
+      }
       out = std::move(v.get_object());
       returned_line = line;
       return true;
