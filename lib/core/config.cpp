@@ -1,6 +1,7 @@
 #include "crmmigrate/core/config.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -100,6 +101,21 @@ class ObjectReader {
 Status as_object(const json::value& v, const std::string& path, const json::object*& out) {
   out = v.if_object();
   if (!out) return config_error(path + ": expected an object");
+  return Status::ok();
+}
+
+// Boost.JSON reads a number beyond the range of a double as an infinity (1e999) or a NaN (0e999),
+// which it then writes as `Infinity` or `NaN`, which no JSON reader takes back (a default value
+// would reach the destination and the store that way).
+Status refuse_non_finite_numbers(const json::value& v, const std::string& path) {
+  if (const auto* d = v.if_double()) {
+    if (!std::isfinite(*d)) return config_error(path + ": number out of range for a double");
+  } else if (const auto* o = v.if_object()) {
+    for (const auto& [k, val] : *o) CMG_RETURN_IF_ERROR(refuse_non_finite_numbers(val, path + "." + std::string(k)));
+  } else if (const auto* a = v.if_array()) {
+    for (std::size_t i = 0; i < a->size(); ++i)
+      CMG_RETURN_IF_ERROR(refuse_non_finite_numbers((*a)[i], path + "[" + std::to_string(i) + "]"));
+  }
   return Status::ok();
 }
 
@@ -475,6 +491,7 @@ Result<MigrationConfig> parse_config(std::string_view text, const std::string& o
 
   const auto* ro = root.if_object();
   if (!ro) return config_error(origin + ": $: expected a JSON object");
+  if (Status st = refuse_non_finite_numbers(root, "$"); !st.is_ok()) return prefix(st);
   MigrationConfig cfg;
   cfg.base_dir = base_dir;
   cfg.raw_json = std::string(text);

@@ -52,7 +52,8 @@ void check_record(const json::value& v) {
   const json::value once = cmg::record_to_json(record);
   cmg::Record again;
   CMG_FUZZ_CHECK(cmg::record_from_json(once, again), json::serialize(once));
-  CMG_FUZZ_CHECK(json::value(cmg::record_to_json(again)) == once, json::serialize(once));
+  // Compared as text: a NaN (Boost.JSON reads 0e999 as one) is never == itself.
+  CMG_FUZZ_CHECK(json::serialize(cmg::record_to_json(again)) == json::serialize(once), json::serialize(once));
   for (const auto& kv : record.fields) {
     (void)cmg::value_to_text(kv.value());
     (void)cmg::value_is_blank(kv.value());

@@ -31,6 +31,8 @@ typedef struct cmg_source_vtable {
   /**
    * Opens a stream over the records of `object`, ordered by id. [out] out: a zero-initialised
    * stream the method fills; the library releases it exactly once (also when it stops early).
+   * For the delta pass the library itself keeps the records changed since its cursor and orders
+   * them by (updated_at, id), so records should carry "updated_at".
    */
   int (*open_stream)(cmg_record_stream *out, const char *object, void *user_data);
   /** Frees user_data. Called exactly once (when the migration closes, or when open fails);

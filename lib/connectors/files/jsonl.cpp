@@ -42,8 +42,9 @@ std::optional<std::int64_t> unix_number_ms(double v) {
   return static_cast<std::int64_t>(std::fabs(v) < 1e11 ? std::floor(v * 1000.0) : std::floor(v));
 }
 
-// Boost.JSON reads a number beyond the range of a double (1e999) as an infinity, which no JSON
-// writer can give back: the JSON path of the first one in `v`, or "" when there is none.
+// Boost.JSON reads a number beyond the range of a double as an infinity (1e999) or a NaN (0e999),
+// which it then writes as `Infinity` or `NaN`, which no JSON reader takes back: the JSON path of
+// the first such number in `v`, or "" when there is none.
 std::string infinite_number_path(const boost::json::value& v, const std::string& path) {
   if (const auto* d = v.if_double()) return std::isfinite(*d) ? std::string() : path;
   if (const auto* o = v.if_object()) {
@@ -156,7 +157,7 @@ struct JsonlReader::Impl {
       boost::json::value v = parser.release();
       if (!v.is_object()) return fail(line, std::string("expected a JSON object, got ") + json_kind(v));
       if (std::string at = infinite_number_path(v, "$"); !at.empty()) {
-        return fail(line, "number out of range (beyond a double) at " + at);
+        return fail(line, "number out of range for a double at " + at);
       }
       out = std::move(v.get_object());
       returned_line = line;
