@@ -19,23 +19,6 @@ std::int64_t queued_with(Migration& m, const std::string& object, const std::str
   return static_cast<std::int64_t>(items->size());
 }
 
-// The expected counts come from the generator's own bookkeeping, not from a pipeline run.
-void check_against_manifest(const Report& r, const sandbox::ReferenceManifest& man) {
-  const std::map<std::string, std::string> names = {{"organizations", "companies"}, {"persons", "contacts"},
-                                                    {"deals", "deals"}, {"notes", "notes"},
-                                                    {"activities", "activities"}};
-  for (const auto& [src, name] : names) {
-    const auto& e = man.expected.at(src);
-    const auto& c = counts_of(r, name);
-    CAPTURE(name);
-    CHECK(c.source == e.source);
-    CHECK(c.written == e.written);
-    CHECK(c.merged == e.merged);
-    CHECK(c.queued == e.queued);
-    CHECK(c.skipped == e.skipped);
-    CHECK(c.pending == 0);
-  }
-}
 
 }  // namespace
 

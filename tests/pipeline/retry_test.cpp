@@ -18,22 +18,6 @@ std::shared_ptr<sandbox::SandboxCrm> open_dest(const Scenario& sc) {
   return *dest;
 }
 
-void check_against_manifest(const Report& r, const sandbox::ReferenceManifest& man) {
-  const std::map<std::string, std::string> names = {{"organizations", "companies"}, {"persons", "contacts"},
-                                                    {"deals", "deals"}, {"notes", "notes"},
-                                                    {"activities", "activities"}};
-  for (const auto& [src, name] : names) {
-    const auto& e = man.expected.at(src);
-    const auto& c = counts_of(r, name);
-    CAPTURE(name);
-    CHECK(c.source == e.source);
-    CHECK(c.written == e.written);
-    CHECK(c.merged == e.merged);
-    CHECK(c.queued == e.queued);
-    CHECK(c.skipped == e.skipped);
-    CHECK(c.pending == 0);
-  }
-}
 
 MigrationConfig config_with(const Scenario& sc, const std::string& from, const std::string& to) {
   std::string text = reference_config_text();
@@ -47,22 +31,11 @@ MigrationConfig config_with(const Scenario& sc, const std::string& from, const s
 
 // Rejects every n-th op it is asked to write (a 400 with a field error, the way a platform rejects
 // a value), and passes the others on.
-class EveryNthRejecting final : public Destination {
+class EveryNthRejecting final : public ForwardingDestination {
  public:
-  EveryNthRejecting(std::shared_ptr<Destination> inner, std::size_t n) : inner_(std::move(inner)), n_(n) {}
+  EveryNthRejecting(std::shared_ptr<Destination> inner, std::size_t n) : ForwardingDestination(std::move(inner)), n_(n) {}
   bool on = true;
   std::size_t rejected = 0;
-  Result<Schema> schema() override { return inner_->schema(); }
-  Result<std::int64_t> count(std::string_view o) override { return inner_->count(o); }
-  Result<std::unique_ptr<RecordReader>> list(std::string_view o, const ReadOptions& r) override { return inner_->list(o, r); }
-  Result<std::vector<Record>> find(std::string_view o, std::string_view f, const std::vector<std::string>& v) override {
-    return inner_->find(o, f, v);
-  }
-  Result<std::vector<std::optional<Record>>> read(std::string_view o, const std::vector<std::string>& ids) override {
-    return inner_->read(o, ids);
-  }
-  Quota quota() const override { return inner_->quota(); }
-  std::int64_t last_retry_after_ms() const override { return inner_->last_retry_after_ms(); }
   Result<std::vector<WriteResult>> write(std::string_view o, const std::vector<WriteOp>& ops) override {
     std::vector<WriteOp> pass;
     std::vector<bool> reject(ops.size(), false);
@@ -88,7 +61,6 @@ class EveryNthRejecting final : public Destination {
   }
 
  private:
-  std::shared_ptr<Destination> inner_;
   std::size_t n_;
   std::size_t seen_ = 0;
 };

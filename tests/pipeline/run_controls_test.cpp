@@ -12,21 +12,11 @@ namespace {
 
 // A destination that rejects (non-retryably) every write of one object while `reject` is set, the
 // way a platform answers a field it no longer accepts.
-class RejectingDestination final : public Destination {
+class RejectingDestination final : public ForwardingDestination {
  public:
   RejectingDestination(std::shared_ptr<Destination> inner, std::string object)
-      : inner_(std::move(inner)), object_(std::move(object)) {}
+      : ForwardingDestination(std::move(inner)), object_(std::move(object)) {}
   std::atomic<bool> reject{true};
-  Result<Schema> schema() override { return inner_->schema(); }
-  Result<std::int64_t> count(std::string_view o) override { return inner_->count(o); }
-  Result<std::unique_ptr<RecordReader>> list(std::string_view o, const ReadOptions& r) override { return inner_->list(o, r); }
-  Result<std::vector<Record>> find(std::string_view o, std::string_view f, const std::vector<std::string>& v) override {
-    return inner_->find(o, f, v);
-  }
-  Result<std::vector<std::optional<Record>>> read(std::string_view o, const std::vector<std::string>& ids) override {
-    return inner_->read(o, ids);
-  }
-  Quota quota() const override { return inner_->quota(); }
   Result<std::vector<WriteResult>> write(std::string_view o, const std::vector<WriteOp>& ops) override {
     if (!reject || o != object_) return inner_->write(o, ops);
     std::vector<WriteResult> out(ops.size());
@@ -38,7 +28,6 @@ class RejectingDestination final : public Destination {
   }
 
  private:
-  std::shared_ptr<Destination> inner_;
   std::string object_;
 };
 

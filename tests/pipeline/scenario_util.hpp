@@ -2,6 +2,7 @@
 #pragma once
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -57,3 +58,48 @@ inline const cmg::ObjectCounts& counts_of(const cmg::Report& r, const std::strin
     if (n == name) return c;
   throw std::runtime_error("no object " + name);
 }
+
+// Compares a run's counts with the generator's own bookkeeping (not with a pipeline run).
+inline void check_against_manifest(const cmg::Report& r, const cmg::sandbox::ReferenceManifest& man) {
+  const std::map<std::string, std::string> names = {{"organizations", "companies"}, {"persons", "contacts"},
+                                                    {"deals", "deals"}, {"notes", "notes"},
+                                                    {"activities", "activities"}};
+  for (const auto& [src, name] : names) {
+    const auto& e = man.expected.at(src);
+    const auto& c = counts_of(r, name);
+    CAPTURE(name);
+    CHECK(c.source == e.source);
+    CHECK(c.written == e.written);
+    CHECK(c.merged == e.merged);
+    CHECK(c.queued == e.queued);
+    CHECK(c.skipped == e.skipped);
+    CHECK(c.pending == 0);
+  }
+}
+
+// A destination that forwards every call; test decorators override only what they change.
+class ForwardingDestination : public cmg::Destination {
+ public:
+  explicit ForwardingDestination(std::shared_ptr<cmg::Destination> inner) : inner_(std::move(inner)) {}
+  cmg::Result<cmg::Schema> schema() override { return inner_->schema(); }
+  cmg::Result<std::int64_t> count(std::string_view o) override { return inner_->count(o); }
+  cmg::Result<std::unique_ptr<cmg::RecordReader>> list(std::string_view o, const cmg::ReadOptions& r) override {
+    return inner_->list(o, r);
+  }
+  cmg::Result<std::vector<cmg::Record>> find(std::string_view o, std::string_view f,
+                                              const std::vector<std::string>& v) override {
+    return inner_->find(o, f, v);
+  }
+  cmg::Result<std::vector<std::optional<cmg::Record>>> read(std::string_view o,
+                                                           const std::vector<std::string>& ids) override {
+    return inner_->read(o, ids);
+  }
+  cmg::Result<std::vector<cmg::WriteResult>> write(std::string_view o, const std::vector<cmg::WriteOp>& ops) override {
+    return inner_->write(o, ops);
+  }
+  cmg::Quota quota() const override { return inner_->quota(); }
+  std::int64_t last_retry_after_ms() const override { return inner_->last_retry_after_ms(); }
+
+ protected:
+  std::shared_ptr<cmg::Destination> inner_;
+};
