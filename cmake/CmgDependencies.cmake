@@ -1,6 +1,7 @@
 # Every dependency comes from Debian packages (scripts/setup.sh installs them).
 find_package(Boost 1.81.0 EXACT CONFIG REQUIRED COMPONENTS json)
 find_package(Threads REQUIRED)
+find_package(OpenSSL REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
