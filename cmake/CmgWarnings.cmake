@@ -1,7 +1,8 @@
 # Warning and sanitizer flags shared by every target of the project (not exported).
 add_library(cmg_build_flags INTERFACE)
 target_compile_options(cmg_build_flags INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor>
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wnon-virtual-dtor>
+  $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-Wshadow=local>
   $<$<COMPILE_LANGUAGE:C>:-Wall -Wextra -Wpedantic>)
 if(CMG_SANITIZE)
   target_compile_options(cmg_build_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer

@@ -2,7 +2,7 @@
 # Installs what crmmigrate needs to build and test on Debian bookworm. Idempotent: when every
 # package is present it only checks (no apt-get update), so it is fast on a prepared machine.
 #
-# Usage: scripts/setup.sh [--with-browser]   (--with-browser adds chromium for console tests)
+# Usage: scripts/setup.sh [--with-browser]   (chromium for the console tests is now always installed)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +18,8 @@ pkgs=(
   # libphonenumber: the -dev package pulls Boost 1.74 dev packages that conflict with 1.81, so we
   # take the runtime library and its header dependencies from apt and unpack only the headers.
   libphonenumber8 libprotobuf-dev libabsl-dev
+  # The review console's browser tests (tests/web/browser: playwright-core drives this chromium).
+  chromium nodejs
 )
 for arg in "$@"; do
   case "$arg" in
@@ -30,6 +32,8 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# npm: Debian ships it apart from nodejs; a NodeSource nodejs bundles it (and conflicts with Debian's).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
@@ -53,6 +57,15 @@ if [ ! -f /usr/include/phonenumbers/phonenumberutil.h ]; then
     }
     dpkg-deb -x "$tmp"/libphonenumber-dev_*.deb "$dest"
     rm -rf "$tmp"
+  fi
+fi
+# Conformance tests (tests/conformance): Prism and the official HubSpot Node client, pinned by its
+# package-lock.json; skipped when node_modules is already up to date with the lock file.
+conf="$here/tests/conformance"
+if [ -f "$conf/package-lock.json" ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -f "$conf/node_modules/.package-lock.json" ] || [ "$conf/package-lock.json" -nt "$conf/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci --prefix tests/conformance"
+    npm ci --prefix "$conf" --no-audit --no-fund --loglevel=error
   fi
 fi
 echo "setup: all dependencies present"

@@ -17,6 +17,8 @@
 #include "crmmigrate/pipeline/migration.hpp"
 #include "crmmigrate/sandbox/reference.hpp"
 #include "crmmigrate/sandbox/sandbox.hpp"
+#include "sandbox_serve.hpp"
+#include "serve_cmd.hpp"
 
 namespace json = boost::json;
 using namespace cmg;
@@ -269,8 +271,15 @@ int main(int argc, char** argv) {
   seed->add_option("--seed", seed_value, "random seed")->capture_default_str();
   seed->add_flag("--force", force, "replace existing sandboxes in --dir");
   seed->add_flag("--json", as_json, "print the manifest as JSON");
+  cli::SandboxServeArgs sandbox_serve;
+  cli::add_sandbox_serve_command(*sandbox, sandbox_serve);
+
+  cli::ServeArgs serve;
+  cli::add_serve_command(app, serve);
 
   CLI11_PARSE(app, argc, argv);
+  if (serve.command->parsed()) return cli::run_serve_command(serve);
+  if (sandbox_serve.command->parsed()) return cli::run_sandbox_serve_command(sandbox_serve);
   ro.cancelled = [] { return g_stop.load(); };
   if (limit > 0) ro.limit = limit;
 

@@ -15,4 +15,8 @@ Result<std::optional<Record>> Source::get(std::string_view object, std::string_v
   return not_found("this source cannot read a single record (" + std::string(object) + " " + std::string(id) + ")");
 }
 
+Status Source::check_access() { return Status::ok(); }
+
+Status Destination::check_access() { return Status::ok(); }
+
 }  // namespace cmg

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <mutex>
 
 #include <boost/json.hpp>
 
@@ -177,7 +178,9 @@ std::optional<json::value> coerce_value(const json::value& v, FieldType t) {
       auto e = s.find_last_not_of(" \t\r\n");
       return json::value(s.substr(b, e - b + 1));
     }
-    default: return json::value(value_to_text(v));
+    default:
+      if (v.is_string()) return v;  // value_to_text of a string is the string itself
+      return json::value(value_to_text(v));
   }
 }
 
@@ -185,7 +188,10 @@ std::optional<json::value> coerce_value(const json::value& v, FieldType t) {
 
 OwnerResolver::OwnerResolver(const std::vector<User>& source_users, const std::vector<User>& destination_users,
                              const OwnersConfig& config)
-    : source_users_(source_users), destination_users_(destination_users), config_(config) {
+    : source_users_(source_users),
+      destination_users_(destination_users),
+      config_(config),
+      cache_(std::make_shared<Cache>()) {
   for (std::size_t i = 0; i < destination_users_.size(); ++i) {
     const auto& u = destination_users_[i];
     if (auto e = normalize_email(u.email)) dest_by_email_.emplace(*e, i);
@@ -197,9 +203,24 @@ OwnerResolver::OwnerResolver(const std::vector<User>& source_users, const std::v
       if (!k.empty() && !known_.count(k)) known_.emplace(k, resolve_uncached(k));
 }
 
+struct OwnerResolver::Cache {
+  static constexpr std::size_t kMaxEntries = 4096;
+  std::mutex mutex;
+  std::unordered_map<std::string, Resolution> entries;
+};
+
 OwnerResolver::Resolution OwnerResolver::resolve(const std::string& value) const {
   auto it = known_.find(value);
-  return it != known_.end() ? it->second : resolve_uncached(value);
+  if (it != known_.end()) return it->second;
+  {
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    auto c = cache_->entries.find(value);
+    if (c != cache_->entries.end()) return c->second;
+  }
+  Resolution r = resolve_uncached(value);
+  std::lock_guard<std::mutex> lock(cache_->mutex);
+  if (cache_->entries.size() < Cache::kMaxEntries) cache_->entries.emplace(value, r);
+  return r;
 }
 
 OwnerResolver::Resolution OwnerResolver::resolve_uncached(const std::string& value) const {
@@ -310,27 +331,36 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
     out.fields[f] = std::move(*c);
   };
 
+  out.fields.reserve(object_.fields.size() + object_.defaults.size() + 1);
+  const json::value null_value;
+  json::value picked;
   for (const auto& m : object_.fields) {
     std::string target = object_.target_field(m, out.destination_object);
+    // The source value is only copied where it is replaced (primary pick) or stored.
     const json::value* raw = source.fields.if_contains(m.source);
-    json::value v = raw ? *raw : json::value(nullptr);
-    if (m.pick == "primary") v = pick_primary(v);
-    if (value_is_blank(v) && m.default_value) {
-      v = *m.default_value;
-      if (!target.empty()) out.defaults.push_back(target + " = " + json::serialize(v));
+    const json::value* vp = raw ? raw : &null_value;
+    if (m.pick == "primary") {
+      picked = pick_primary(*vp);
+      vp = &picked;
     }
+    if (value_is_blank(*vp) && m.default_value) {
+      vp = &*m.default_value;
+      if (!target.empty()) out.defaults.push_back(target + " = " + json::serialize(*vp));
+    }
+    const json::value& v = *vp;
     if (m.translate.size() || target.empty()) continue;  // translated fields are set below
     if (m.owner) {
       if (value_is_blank(v)) continue;
-      auto res = owners_.resolve(value_to_text(v));
+      const std::string owner_text = value_to_text(v);
+      auto res = owners_.resolve(owner_text);
       if (!res.user_id) {
-        out.problems.push_back({Reason::kOwnerUnprovisioned, target, value_to_text(v), "owner",
-                                "owner " + res.source_label + " (source user " + value_to_text(v) +
+        out.problems.push_back({Reason::kOwnerUnprovisioned, target, owner_text, "owner",
+                                "owner " + res.source_label + " (source user " + owner_text +
                                     ") has no user in the destination; owners are never created",
                                 ""});
         continue;
       }
-      out.fields[target] = *res.user_id;
+      out.fields[target] = std::move(*res.user_id);
       continue;
     }
     if (!m.parent.empty()) {
@@ -426,7 +456,7 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
     // A reviewer's correction replaces the value and clears the problems it answers; an invalid
     // correction is itself a problem (so it is cleared first) and leaves no stale value behind.
     out.problems.erase(std::remove_if(out.problems.begin(), out.problems.end(),
-                                      [&](const Problem& p) { return p.field == f && p.reason != Reason::kParentQueued; }),
+                                      [&f = f](const Problem& p) { return p.field == f && p.reason != Reason::kParentQueued; }),
                        out.problems.end());
     out.fields.erase(f);
     set_field(std::string(f), v);

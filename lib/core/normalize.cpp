@@ -45,6 +45,16 @@ void append_cp_collapsed(std::string& out, utf8proc_int32_t cp, bool& pending_sp
 
 std::string ascii_normalize(std::string_view s) {
   std::string out;
+  // Common case (an email, a name without spaces): visible characters only, so this is a
+  // lower-casing copy; anything else takes the collapsing loop below.
+  bool visible = true;
+  for (char c : s) visible = visible && c > ' ' && c < 0x7F;
+  if (visible) {
+    out.assign(s.data(), s.size());
+    for (char& c : out)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+  }
   out.reserve(s.size());
   bool pending_space = false;
   for (char ch : s) {
@@ -70,15 +80,25 @@ bool valid_utf8(std::string_view s) {
 
 constexpr std::string_view kEmailForbidden = "<>(),;:\\\"[]";
 
+// Bytes an email may not contain: controls, space, DEL and kEmailForbidden (a table: this runs
+// for every email of every record).
+struct EmailForbiddenTable {
+  bool bad[256] = {};
+  constexpr EmailForbiddenTable() {
+    for (int c = 0; c <= 0x20; ++c) bad[c] = true;
+    bad[0x7F] = true;
+    for (char c : kEmailForbidden) bad[static_cast<unsigned char>(c)] = true;
+  }
+};
+constexpr EmailForbiddenTable kEmailBad{};
+
 bool email_shape_ok(std::string_view e) {
   if (e.empty() || e.size() > 254) return false;
   std::size_t at = e.find('@');
   if (at == std::string_view::npos || at == 0 || e.find('@', at + 1) != std::string_view::npos)
     return false;
-  for (unsigned char c : e) {
-    if (c <= 0x20 || c == 0x7F) return false;
-    if (kEmailForbidden.find(static_cast<char>(c)) != std::string_view::npos) return false;
-  }
+  for (unsigned char c : e)
+    if (kEmailBad.bad[c]) return false;
   std::string_view domain = e.substr(at + 1);
   if (domain.empty() || domain.front() == '.' || domain.back() == '.') return false;
   if (domain.find('.') == std::string_view::npos) return false;

@@ -52,8 +52,9 @@ void SchemaValidator::validate(const ObjectSchema& object, const Schema& schema,
     }
   }
   for (const auto& [name, v] : fields) {
+    const FieldSchema* f = object.field(name);
+    if (f && !f->read_only && value_is_blank(v)) continue;  // nothing to check (the common blank case)
     std::string fname(name);
-    const FieldSchema* f = object.field(fname);
     std::string text = value_to_text(v);
     if (!f) {
       problems.push_back({Reason::kInvalidValue, fname, text, "unknown_field",

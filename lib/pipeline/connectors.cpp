@@ -3,6 +3,8 @@
 #include <filesystem>
 
 #include "crmmigrate/connectors/files.hpp"
+#include "crmmigrate/connectors/hubspot.hpp"
+#include "crmmigrate/connectors/pipedrive.hpp"
 #include "crmmigrate/pipeline/migration.hpp"
 #include "crmmigrate/sandbox/sandbox.hpp"
 
@@ -32,6 +34,16 @@ Result<std::shared_ptr<sandbox::SandboxCrm>> open_sandbox(const ConnectorConfig&
   return sb;
 }
 
+Result<std::shared_ptr<hubspot::Connector>> open_hubspot(const ConnectorConfig& c, const std::string& base_dir) {
+  CMG_ASSIGN_OR_RETURN(auto opts, hubspot::options_from_json(json::value(c.options), c.json_path + ".options", base_dir));
+  return hubspot::Connector::create(std::move(opts));
+}
+
+Result<std::shared_ptr<pipedrive::Connector>> open_pipedrive(const ConnectorConfig& c, const std::string& base_dir) {
+  CMG_ASSIGN_OR_RETURN(auto opts, pipedrive::options_from_json(json::value(c.options), c.json_path + ".options", base_dir));
+  return pipedrive::make_connector(std::move(opts));
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Source>> make_source(const ConnectorConfig& c, const std::string& base_dir) {
@@ -43,7 +55,15 @@ Result<std::shared_ptr<Source>> make_source(const ConnectorConfig& c, const std:
     CMG_ASSIGN_OR_RETURN(auto opts, files::file_source_options_from_json(json::value(c.options), c.json_path + ".options", base_dir));
     return files::make_file_source(std::move(opts));
   }
-  return config_error(c.json_path + ".connector: unknown source connector '" + c.connector + "' (available: sandbox, files)");
+  if (c.connector == "hubspot") {
+    CMG_ASSIGN_OR_RETURN(auto hs, open_hubspot(c, base_dir));
+    return std::shared_ptr<Source>(std::move(hs));
+  }
+  if (c.connector == "pipedrive") {
+    CMG_ASSIGN_OR_RETURN(auto pd, open_pipedrive(c, base_dir));
+    return std::shared_ptr<Source>(std::move(pd));
+  }
+  return config_error(c.json_path + ".connector: unknown source connector '" + c.connector + "' (available: sandbox, files, hubspot, pipedrive)");
 }
 
 Result<std::shared_ptr<Destination>> make_destination(const ConnectorConfig& c, const std::string& base_dir) {
@@ -55,7 +75,15 @@ Result<std::shared_ptr<Destination>> make_destination(const ConnectorConfig& c, 
     CMG_ASSIGN_OR_RETURN(auto opts, files::file_destination_options_from_json(json::value(c.options), c.json_path + ".options", base_dir));
     return files::make_file_destination(std::move(opts));
   }
-  return config_error(c.json_path + ".connector: unknown destination connector '" + c.connector + "' (available: sandbox, files)");
+  if (c.connector == "hubspot") {
+    CMG_ASSIGN_OR_RETURN(auto hs, open_hubspot(c, base_dir));
+    return std::shared_ptr<Destination>(std::move(hs));
+  }
+  if (c.connector == "pipedrive") {
+    CMG_ASSIGN_OR_RETURN(auto pd, open_pipedrive(c, base_dir));
+    return std::shared_ptr<Destination>(std::move(pd));
+  }
+  return config_error(c.json_path + ".connector: unknown destination connector '" + c.connector + "' (available: sandbox, files, hubspot, pipedrive)");
 }
 
 }  // namespace cmg

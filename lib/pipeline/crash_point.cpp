@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -20,10 +21,14 @@ struct Armed {
   long after = 1;
   std::atomic<long> hits{0};
   std::string count_file;
+  long fail_commit_at = 0;  // 0 = never
+  int fail_errno = ENOSPC;
   Armed() {
     if (const char* n = std::getenv("CMG_CRASH_POINT")) name = n;
     if (const char* a = std::getenv("CMG_CRASH_AFTER")) after = std::max(1L, std::strtol(a, nullptr, 10));
     if (const char* f = std::getenv("CMG_COMMIT_COUNT_FILE")) count_file = f;
+    if (const char* n = std::getenv("CMG_FAIL_COMMIT_AT")) fail_commit_at = std::max(0L, std::strtol(n, nullptr, 10));
+    if (const char* e = std::getenv("CMG_FAIL_COMMIT_ERRNO")) fail_errno = std::strcmp(e, "EIO") == 0 ? EIO : ENOSPC;
   }
 };
 Armed& armed() {
@@ -53,7 +58,8 @@ void arm_commit_crash_point(store::Env& env) {
   Armed& a = armed();
   const bool crash = a.name == "commit";
   const bool count = !a.count_file.empty();
-  if (!crash && !count) return;
+  const long fail_at = a.fail_commit_at;
+  if (!crash && !count && fail_at == 0) return;
   if (count) {
     static bool registered = false;
     if (!registered) {
@@ -64,7 +70,13 @@ void arm_commit_crash_point(store::Env& env) {
   // Commit numbers are counted across every Env armed here, so a process that opens the state
   // twice still dies at its n-th state commit.
   const long after = a.after;
-  env.set_commit_hook([crash, after](std::uint64_t) -> Status {
+  const int fail_errno = a.fail_errno;
+  const std::string path = env.path();
+  env.set_commit_hook([crash, after, fail_at, fail_errno, path](std::uint64_t) -> Status {
+    // A failed commit is not counted: nothing reached the disk.
+    if (fail_at > 0 && g_commits.load() + 1 >= static_cast<std::uint64_t>(fail_at))
+      return io_error("committing the migration state in " + path + ": " + std::strerror(fail_errno) +
+                      " (injected by CMG_FAIL_COMMIT_AT)");
     std::uint64_t n = ++g_commits;
     if (crash && n >= static_cast<std::uint64_t>(after)) ::_exit(99);
     return Status::ok();

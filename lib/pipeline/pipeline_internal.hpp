@@ -159,7 +159,10 @@ struct Migration::Impl {
   Status release_for_reprocess(const ObjectConfig& oc, RunCtx& ctx);
   // delta.cpp
   Result<StepResult> delta_object(const ObjectConfig& oc, RunCtx& ctx);
-  Status index_destination(const ObjectConfig& oc);
+  /// Rebuilds the destination dedup index of `oc` (dbs dedup, dest_keys). `key_hashes` (optional,
+  /// [out]): dest_key_hash() of every (level, value) indexed, sorted — a filter that lets
+  /// plan_object skip index lookups that cannot find anything.
+  Status index_destination(const ObjectConfig& oc, std::vector<std::uint64_t>* key_hashes = nullptr);
   Status plan_object(const ObjectConfig& oc, RunCtx& ctx);
   Result<StepResult> write_object(const ObjectConfig& oc, RunCtx& ctx);
   std::vector<std::vector<std::string>> dedup_keys(const ObjectConfig& oc, const boost::json::object& fields,

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "crmmigrate/core/time.hpp"
+#include "crmmigrate/net/quota.hpp"
 #include "pipeline_internal.hpp"
 #include "state_internal.hpp"
 
@@ -110,6 +111,17 @@ std::vector<std::string> Migration::Impl::blocking_gaps(json::object* detail) {
 
 Result<json::object> Migration::Impl::plan(bool approve, const std::string& reviewer) {
   if (approve && reviewer.empty()) return invalid_argument("plan --approve needs --reviewer NAME");
+  // Credentials first: a refused token is reported as such (exit 6), not as a schema error later.
+  // (The destination is held behind the retrying wrapper: ask the connector itself.)
+  Destination* raw_dest = dest.get();
+  if (auto* r = dynamic_cast<RetryingDestination*>(raw_dest)) raw_dest = r->inner().get();
+  for (auto [side, st] : {std::pair<const char*, Status>{"source", source->check_access()},
+                          std::pair<const char*, Status>{"destination", raw_dest->check_access()}}) {
+    if (st.is_ok()) continue;
+    std::string why = st.code() == Code::kPermissionDenied ? "refused our credentials" : "cannot be reached";
+    Code code = st.code() == Code::kPermissionDenied ? Code::kPermissionDenied : Code::kUnavailable;
+    return Status(code, std::string("plan: the ") + side + " " + why + ": " + st.message());
+  }
   CMG_RETURN_IF_ERROR(load_schemas());
   json::object gaps_detail;
   auto gaps = blocking_gaps(&gaps_detail);
@@ -205,6 +217,13 @@ Result<json::object> Migration::Impl::plan(bool approve, const std::string& revi
   double seconds = 0;
   if (q.burst_requests > 0 && q.burst_window_ms > 0)
     seconds = static_cast<double>(projected_calls) * q.burst_window_ms / 1000.0 / q.burst_requests;
+  // ETA of the write calls under the destination's quota (burst window and daily budget, as the
+  // connector's scheduler would pace them; reads for dedup and read-back come on top).
+  net::QuotaLimits ql;
+  ql.burst_requests = q.burst_requests;
+  ql.burst_window_ms = q.burst_window_ms;
+  ql.daily_requests = q.daily_requests;
+  std::int64_t eta_ms = net::QuotaScheduler(ql).eta_ms(projected_calls);
   json::object out;
   out["migration"] = cfg.name;
   out["objects"] = std::move(objects);
@@ -212,6 +231,7 @@ Result<json::object> Migration::Impl::plan(bool approve, const std::string& revi
   out["owners_unresolved"] = std::move(owners_unresolved);
   out["projected"] = json::object{{"records", total_records}, {"write_calls", projected_calls},
                                   {"duration_seconds", std::ceil(seconds)},
+                                  {"eta_seconds", (eta_ms + 999) / 1000},
                                   {"quota", json::object{{"burst_requests", q.burst_requests},
                                                          {"burst_window_ms", q.burst_window_ms},
                                                          {"daily_requests", q.daily_requests},

@@ -163,7 +163,8 @@ Result<Report> Migration::Impl::reconcile(const RunOptions& opts) {
         }
         return Status::ok();
       }));
-      for (const auto& [key, ids] : seen) {
+      for (const auto& [seen_key, ids] : seen) {
+        const std::string& key = seen_key;  // captured below: structured bindings cannot be in C++17
         bool mine = ours.count(dobj + "\x1f" + key) > 0;
         // Keys of other objects' records can share a destination object only with routing; check our records db.
         if (!mine) {

@@ -36,6 +36,123 @@ namespace {
 
 constexpr std::size_t kExtractBatch = 1000;
 constexpr std::size_t kPlanBatch = 2000;
+// A dry run's scratch state is thrown away, so fewer, larger transactions cost nothing in safety.
+constexpr std::size_t kDryExtractBatch = 2000;
+constexpr std::size_t kDryPlanBatch = 5000;
+
+// The `mapped` db value: {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv"}
+// (read back here and by the review console). Written as text in that member order, and read
+// back by plan_object's common case without a full parse (mapped_parts).
+struct MappedParts {
+  std::string_view dobj, fields, translations, defaults, dropped;
+};
+
+// End of the JSON value starting at `pos` in text written by a JSON serializer (so well-formed);
+// npos when the text ends first.
+std::size_t skip_json_value(std::string_view s, std::size_t pos) {
+  auto skip_string = [&](std::size_t p) -> std::size_t {  // p at the opening quote
+    for (++p;;) {
+      const std::size_t q = s.find_first_of("\"\\", p);
+      if (q == std::string_view::npos) return q;
+      if (s[q] == '"') return q + 1;
+      p = q + 2;  // an escape: skip the escaped character
+    }
+  };
+  if (pos >= s.size()) return std::string_view::npos;
+  if (s[pos] == '"') return skip_string(pos);
+  if (s[pos] == '{' || s[pos] == '[') {
+    int depth = 0;
+    for (std::size_t p = pos; p < s.size();) {
+      char c = s[p];
+      if (c == '"') {
+        p = skip_string(p);
+        if (p == std::string_view::npos) return p;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (--depth == 0) return p + 1;
+      }
+      ++p;
+    }
+    return std::string_view::npos;
+  }
+  std::size_t p = pos;
+  while (p < s.size() && s[p] != ',' && s[p] != '}' && s[p] != ']') ++p;
+  return p;
+}
+
+// The leading members of a `mapped` value as plan_object writes it; false for any other layout
+// (the caller then parses the value).
+bool mapped_parts(std::string_view v, MappedParts& m) {
+  std::size_t pos = 0;
+  const std::pair<std::string_view, std::string_view*> members[] = {{R"({"o":)", &m.dobj},
+                                                                    {R"(,"fields":)", &m.fields},
+                                                                    {R"(,"translations":)", &m.translations},
+                                                                    {R"(,"defaults":)", &m.defaults},
+                                                                    {R"(,"dropped":)", &m.dropped}};
+  for (const auto& [name, part] : members) {
+    if (v.compare(pos, name.size(), name) != 0) return false;
+    pos += name.size();
+    std::size_t end = skip_json_value(v, pos);
+    if (end == std::string_view::npos) return false;
+    *part = v.substr(pos, end - pos);
+    pos = end;
+  }
+  // The destination object must be a plain string (it is used unquoted below).
+  if (m.dobj.size() < 2 || m.dobj.front() != '"' || m.dobj.find('\\') != std::string_view::npos) return false;
+  m.dobj = m.dobj.substr(1, m.dobj.size() - 2);
+  return true;
+}
+
+// The JSON text of a string array (what json::serialize(to_array(v)) gives).
+std::string string_array_text(const std::vector<std::string>& v) {
+  if (v.empty()) return "[]";
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out.push_back(',');
+    state::append_json_string(out, v[i]);
+  }
+  out.push_back(']');
+  return out;
+}
+
+// Parses `text` as a JSON object into `out`, reusing `parser`'s buffers (default storage, so the
+// result can be moved into records). False when it is not an object.
+bool parse_object_into(json::parser& parser, std::string_view text, json::object& out) {
+  json::error_code ec;
+  parser.reset();
+  parser.write(text.data(), text.size(), ec);  // the whole text: trailing garbage is an error
+  if (ec) return false;
+  json::value v = parser.release();
+  if (!v.is_object()) return false;
+  out = std::move(v.get_object());
+  return true;
+}
+
+// A stored source copy (state::source_value) back into a Record, moving the parsed fields.
+bool parse_source(json::parser& parser, std::string_view text, Record& out) {
+  json::object o;
+  if (!parse_object_into(parser, text, o)) return false;
+  auto* obj = o.if_contains("object");
+  auto* id = o.if_contains("id");
+  auto* fields = o.if_contains("fields");
+  if (!obj || !obj->is_string() || !id || !id->is_string() || !fields || !fields->is_object()) return false;
+  out.object = std::string(obj->get_string());
+  out.id = std::string(id->get_string());
+  out.fields = std::move(fields->get_object());
+  out.updated_at = 0;
+  if (const auto* u = o.if_contains("updated_at")) {
+    if (u->is_int64()) out.updated_at = u->get_int64();
+    else if (u->is_uint64()) out.updated_at = static_cast<std::int64_t>(u->get_uint64());
+  }
+  return true;
+}
+
+// Hash of a (level, normalised value) pair of the destination dedup index.
+std::uint64_t dest_key_hash(std::size_t level, std::string_view value) {
+  return std::hash<std::string_view>{}(value) * 31u + level;
+}
 
 
 Record fold(const std::vector<Record>& members) {
@@ -107,7 +224,7 @@ std::vector<std::vector<std::string>> Migration::Impl::dedup_keys(const ObjectCo
     } else {
       raw.push_back(value_to_text(*v));
     }
-    auto custom = normalizers.find({oc.name, k.name});
+    auto custom = normalizers.empty() ? normalizers.end() : normalizers.find({oc.name, k.name});
     for (const auto& r : raw) {
       std::optional<std::string> n;
       if (custom != normalizers.end()) {
@@ -169,7 +286,7 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx)
     // The delta pass starts from here (minus its lookback): changes made after this may be missed.
     if (!info.contains("started_at")) info["started_at"] = state::now_ms();
     ReadOptions ro;
-    ro.batch_size = kExtractBatch;
+    ro.batch_size = ctx.opts->dry_run ? kDryExtractBatch : kExtractBatch;
     CMG_ASSIGN_OR_RETURN(auto reader, source->read(oc.source, ro));
     RecordBatch batch;
     std::int64_t done = 0;
@@ -177,11 +294,12 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx)
       CMG_ASSIGN_OR_RETURN(bool more, reader->next(batch));
       if (!more) break;
       CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+        std::string k;
         for (const auto& r : batch) {
-          std::string k = key_of({oc.name, r.id});
-          CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k,
-                                                          json::serialize(json::object{{"s", "extracted"}})));
-          if (fresh) CMG_RETURN_IF_ERROR(put_json(t, state::kSrc, k, record_to_json(r)));
+          k.assign(oc.name).push_back('\x1f');
+          k += r.id;
+          CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k, state::kExtractedValue));
+          if (fresh) CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r)));
         }
         return Status::ok();
       }));
@@ -226,7 +344,8 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx)
 
 // ---- destination index ----
 
-Status Migration::Impl::index_destination(const ObjectConfig& oc) {
+Status Migration::Impl::index_destination(const ObjectConfig& oc, std::vector<std::uint64_t>* key_hashes) {
+  if (key_hashes) key_hashes->clear();
   if (oc.dedup_none) return Status::ok();
   // Rebuilt at each pass: the destination may have changed since the last one.
   CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
@@ -247,8 +366,10 @@ Status Migration::Impl::index_destination(const ObjectConfig& oc) {
     ReadOptions ro;
     ro.batch_size = 1000;
     CMG_ASSIGN_OR_RETURN(auto reader, dest->list(dobj, ro));
-    CMG_RETURN_IF_ERROR(for_each_batch(*reader, [&](RecordBatch& batch) {
-      return env->write([&](Txn& t) -> Status {
+    std::vector<std::uint64_t> batch_hashes;  // applied after the commit (the body may run again)
+    CMG_RETURN_IF_ERROR(for_each_batch(*reader, [&](RecordBatch& batch) -> Status {
+      CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+        batch_hashes.clear();
         for (const auto& r : batch) {
           std::string ext;
           if (!os->id_property.empty())
@@ -257,15 +378,23 @@ Status Migration::Impl::index_destination(const ObjectConfig& oc) {
           json::array ka;
           for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
             ka.push_back(to_array(keys[lvl]));
-            for (const auto& v : keys[lvl])
+            for (const auto& v : keys[lvl]) {
               CMG_RETURN_IF_ERROR(t.put(state::kDedup, key_of({oc.name, std::to_string(lvl), v, r.id}), ""));
+              batch_hashes.push_back(dest_key_hash(lvl, v));
+            }
           }
           CMG_RETURN_IF_ERROR(put_json(t, state::kDestKeys, key_of({oc.name, r.id}),
                                        json::object{{"k", std::move(ka)}, {"o", dobj}, {"u", r.updated_at}}));
         }
         return Status::ok();
-      });
+      }));
+      if (key_hashes) key_hashes->insert(key_hashes->end(), batch_hashes.begin(), batch_hashes.end());
+      return Status::ok();
     }));
+  }
+  if (key_hashes) {
+    std::sort(key_hashes->begin(), key_hashes->end());
+    key_hashes->erase(std::unique(key_hashes->begin(), key_hashes->end()), key_hashes->end());
   }
   return Status::ok();
 }
@@ -277,14 +406,18 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
   std::vector<std::string> ids;
   CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
     return t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view k, std::string_view v) {
-      // "mapped" records were left by a pass that stopped before dedup; they are decided again.
+      // "mapped" records were left by an older version that stopped before dedup; decided again.
       if (v.find("\"s\":\"extracted\"") != std::string_view::npos || v.find("\"s\":\"mapped\"") != std::string_view::npos)
         ids.emplace_back(store::split_key(k)[1]);
       return true;
     });
   }));
   if (ids.empty()) return Status::ok();
-  CMG_RETURN_IF_ERROR(index_destination(oc));
+  std::vector<std::uint64_t> dest_key_hashes;
+  CMG_RETURN_IF_ERROR(index_destination(oc, &dest_key_hashes));
+  auto dest_may_have = [&](std::size_t lvl, const std::string& v) {
+    return std::binary_search(dest_key_hashes.begin(), dest_key_hashes.end(), dest_key_hash(lvl, v));
+  };
 
   const ObjectSchema* src_os = src_schema->object(oc.source);
   Mapper mapper(oc, *dst_schema, src_os, *owners);
@@ -299,10 +432,23 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
   for (const auto& k : oc.dedup) levels.push_back({k.name, k.kind != DedupKeyKind::kExternalId});
   Deduplicator dd(levels);
   std::unordered_set<std::string> dest_added;
+  const std::size_t plan_batch = ctx.opts->dry_run ? kDryPlanBatch : kPlanBatch;
+  // Without registered validators (which may count or log their calls), a record is validated as
+  // a create once, here, while its fields are at hand; phase 2 then writes the plan of a record
+  // that stays alone without parsing it again. Anything else is validated in phase 2 as before.
+  const bool prevalidate = std::none_of(validators.begin(), validators.end(), [&](const auto& v) {
+    return v.first.empty() || v.first == oc.name;
+  });
+  json::parser parser;
+  // Records mapped below whose plan, were they created alone, is not their mapped fields plus the
+  // idempotency key (validation problems): phase 2 decides them in full, as it does every record
+  // when there was no prevalidation.
+  std::unordered_set<std::string> not_ready;
+  std::vector<std::string> mapped_ids;  // without dedup: the records mapped below, in key order
 
   // Phase 1: map each record; problems go to the queue, the rest wait for dedup in `mapped`.
-  for (std::size_t start = 0; start < ids.size(); start += kPlanBatch) {
-    std::size_t end = std::min(ids.size(), start + kPlanBatch);
+  for (std::size_t start = 0; start < ids.size(); start += plan_batch) {
+    std::size_t end = std::min(ids.size(), start + plan_batch);
     // Env::write may run this body again (map growth): everything it produces outside the
     // transaction is collected here, reset at each attempt and applied only after the commit.
     struct PendingSource {
@@ -312,21 +458,36 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
     };
     std::vector<PendingSource> sources;
     std::vector<std::pair<std::string, std::vector<std::vector<std::string>>>> dest_candidates;
+    std::vector<std::string> batch_not_ready, batch_mapped;
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
       sources.clear();
       dest_candidates.clear();
       std::unordered_set<std::string> batch_dests;
       ParentLookup lookup = [&](const std::string& o, const std::string& sid) { return parent_state(t, o, sid); };
+      batch_not_ready.clear();
+      batch_mapped.clear();
+      std::string k, value;
       for (std::size_t i = start; i < end; ++i) {
         const std::string& sid = ids[i];
-        std::string k = key_of({oc.name, sid});
-        CMG_ASSIGN_OR_RETURN(auto srcj, get_json(t, state::kSrc, k));
+        k.assign(oc.name).push_back('\x1f');
+        k += sid;
         Record src;
-        if (!srcj || !record_from_json(*srcj, src)) return Status(Code::kStorage, "missing source copy of " + oc.name + "/" + sid);
-        CMG_ASSIGN_OR_RETURN(auto qitem, get_json(t, state::kQueue, k));
+        {
+          // Parsed before anything is written: values returned by get are valid only until then.
+          CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kSrc, k));
+          if (!raw || !parse_source(parser, *raw, src))
+            return Status(Code::kStorage, "missing source copy of " + oc.name + "/" + sid);
+        }
         json::object corrections;
-        if (qitem)
-          if (const auto* c = qitem->if_contains("corrections"); c && c->is_object()) corrections = c->get_object();
+        {
+          CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kQueue, k));
+          json::object qitem;
+          if (raw) {
+            if (!parse_object_into(parser, *raw, qitem))
+              return Status(Code::kStorage, "corrupt value in state database 'queue'");
+            if (auto* c = qitem.if_contains("corrections"); c && c->is_object()) corrections = std::move(c->get_object());
+          }
+        }
         MappedRecord m = mapper.map(src, corrections, lookup);
         if (m.waits_for_parent) continue;  // stays extracted; planned once its parent is decided
         if (!m.problems.empty()) {
@@ -342,19 +503,47 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
           continue;
         }
         auto keys = oc.dedup_none ? std::vector<std::vector<std::string>>{} : dedup_keys(oc, m.fields, sid);
-        json::array ka;
-        for (const auto& lvl : keys) ka.push_back(to_array(lvl));
-        CMG_RETURN_IF_ERROR(put_json(
-            t, state::kMapped, k,
-            json::object{{"o", m.destination_object}, {"fields", m.fields}, {"translations", to_array(m.translations)},
-                         {"defaults", to_array(m.defaults)}, {"dropped", to_array(m.dropped)}, {"k", std::move(ka)},
-                         {"u", src.updated_at}, {"cv", config_version}}));
-        CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, k, json::object{{"s", "mapped"}}));
+        bool ready = false;
+        if (prevalidate) {
+          const ObjectSchema* os = dst_schema->object(m.destination_object);
+          if (os && (os->id_property.empty() || !m.fields.contains(os->id_property))) {
+            std::vector<Problem> ps;
+            validate(oc, *os, m.fields, true, ps);
+            ready = ps.empty();
+          }
+        }
+        if (prevalidate && !ready) batch_not_ready.push_back(sid);
+        // What put_json of {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv"}
+        // writes, without building the object first.
+        value.assign(R"({"o":)");
+        state::append_json_string(value, m.destination_object);
+        value += R"(,"fields":)";
+        value += json::serialize(m.fields);
+        value += R"(,"translations":)";
+        value += string_array_text(m.translations);
+        value += R"(,"defaults":)";
+        value += string_array_text(m.defaults);
+        value += R"(,"dropped":)";
+        value += string_array_text(m.dropped);
+        value += R"(,"k":[)";
+        for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
+          if (lvl) value.push_back(',');
+          value += string_array_text(keys[lvl]);
+        }
+        value += R"(],"u":)";
+        value += std::to_string(src.updated_at);
+        value += R"(,"cv":)";
+        value += std::to_string(config_version);
+        value.push_back('}');
+        CMG_RETURN_IF_ERROR(t.put(state::kMapped, k, value));
+        // The record's status stays "extracted" until it is planned: a pass that stops before
+        // then maps it again either way, so a status write per record would buy nothing.
+        if (oc.dedup_none) batch_mapped.push_back(sid);
         if (!oc.dedup_none) {
-          sources.push_back({sid, src.updated_at, keys});
           // Destination candidates sharing any key value (the veto needs all their key values).
           for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
             for (const auto& v : keys[lvl]) {
+              if (!dest_may_have(lvl, v)) continue;
               std::string prefix = key_of({oc.name, std::to_string(lvl), v, ""});
               CMG_RETURN_IF_ERROR(t.scan(state::kDedup, prefix, [&](std::string_view dk, std::string_view) {
                 std::string did(store::split_key(dk)[3]);
@@ -364,6 +553,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
               }));
             }
           }
+          sources.push_back({sid, src.updated_at, std::move(keys)});
         }
       }
       for (auto& [did, dkeys] : dest_candidates) {
@@ -373,13 +563,18 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
       }
       return Status::ok();
     }));
-    for (auto& s : sources) CMG_RETURN_IF_ERROR(dd.add_source(s.id, s.updated_at, s.keys));
+    for (auto& id : batch_not_ready) not_ready.insert(std::move(id));
+    for (auto& id : batch_mapped) mapped_ids.push_back(std::move(id));
+    for (auto& src_entity : sources) CMG_RETURN_IF_ERROR(dd.add_source(src_entity.id, src_entity.updated_at, src_entity.keys));
     for (auto& [did, dkeys] : dest_candidates) {
       dest_added.insert(did);
       CMG_RETURN_IF_ERROR(dd.add_destination(did, dkeys));
     }
     if (ctx.opts->progress) ctx.opts->progress({oc.name, "map", static_cast<std::int64_t>(end), static_cast<std::int64_t>(ids.size())});
   }
+
+  // The ids are not needed any more; their memory is, while the deduplicator resolves.
+  std::vector<std::string>().swap(ids);
 
   // Phase 2: groups → plans, a chunk of groups per transaction. Groups are streamed out of the
   // deduplicator so that only one chunk is held at a time.
@@ -412,22 +607,76 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
       }
     }
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+      std::string k, plan_text;
       for (std::size_t gi = start; gi < end; ++gi) {
         const auto& g = groups[gi];
+        if (g.kind == GroupKind::kSingle && g.decision == DestinationDecision::kNew && g.members.size() == 1 &&
+            g.members.front().linked_by.empty()) {
+          // A record that stays alone and is created as mapped (the common case): its plan is
+          // the one the general path below writes, assembled from the stored JSON texts.
+          const std::string& id = g.members.front().id;
+          k.assign(oc.name).push_back('\x1f');
+          k += id;
+          CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, k));
+          if (!raw) return Status(Code::kStorage, "missing mapped copy of " + oc.name + "/" + id);
+          MappedParts mp;
+          const ObjectSchema* os =
+              prevalidate && !not_ready.count(id) && mapped_parts(*raw, mp) ? dst_schema->object(mp.dobj)
+                                                                              : nullptr;
+          if (os && mp.fields.size() >= 2 && mp.fields.front() == '{') {
+            // Same members and order as the json::object the general path serialises.
+            plan_text.assign(R"({"members":[)");
+            state::append_json_string(plan_text, id);
+            plan_text += R"(],"o":)";
+            state::append_json_string(plan_text, mp.dobj);
+            plan_text += R"(,"key":"","translations":)";
+            plan_text.append(mp.translations.data(), mp.translations.size());
+            plan_text += R"(,"defaults":)";
+            plan_text.append(mp.defaults.data(), mp.defaults.size());
+            plan_text += R"(,"dropped":)";
+            plan_text.append(mp.dropped.data(), mp.dropped.size());
+            plan_text += R"(,"action":"create","fields":)";
+            if (os->id_property.empty()) {
+              plan_text.append(mp.fields.data(), mp.fields.size());
+            } else {
+              // The idempotency property is not among the fields (checked in phase 1): it goes last.
+              plan_text.append(mp.fields.data(), mp.fields.size() - 1);
+              if (mp.fields.size() > 2) plan_text.push_back(',');
+              state::append_json_string(plan_text, os->id_property);
+              plan_text.push_back(':');
+              state::append_json_string(plan_text, state::idempotency_key(id));
+              plan_text.push_back('}');
+            }
+            plan_text += R"(,"idempotency_key":)";
+            state::append_json_string(plan_text, state::idempotency_key(id));
+            plan_text += R"(,"rule":"fold"})";
+            CMG_RETURN_IF_ERROR(t.put(state::kPlans, k, plan_text));
+            CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::planned_value(id)));
+            continue;
+          }
+        }
         std::vector<Record> members;
-        std::vector<json::object> mapped;
+        json::value front_translations, front_defaults, front_dropped;
         std::string dobj;
         for (const auto& mem : g.members) {
-          CMG_ASSIGN_OR_RETURN(auto mj, get_json(t, state::kMapped, key_of({oc.name, mem.id})));
-          if (!mj) return Status(Code::kStorage, "missing mapped copy of " + oc.name + "/" + mem.id);
+          json::object mj;
+          {
+            CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, key_of({oc.name, mem.id})));
+            if (!raw) return Status(Code::kStorage, "missing mapped copy of " + oc.name + "/" + mem.id);
+            if (!parse_object_into(parser, *raw, mj)) return Status(Code::kStorage, "corrupt value in state database 'mapped'");
+          }
           Record r;
-          r.object = str(*mj, "o");
+          r.object = str(mj, "o");
           r.id = mem.id;
-          r.fields = mj->at("fields").get_object();
-          r.updated_at = mj->at("u").to_number<std::int64_t>();
+          r.fields = std::move(mj.at("fields").get_object());
+          r.updated_at = mj.at("u").to_number<std::int64_t>();
+          if (members.empty()) {
+            front_translations = std::move(mj.at("translations"));
+            front_defaults = std::move(mj.at("defaults"));
+            front_dropped = std::move(mj.at("dropped"));
+          }
           if (dobj.empty()) dobj = r.object;
           members.push_back(std::move(r));
-          mapped.push_back(std::move(*mj));
         }
         const std::string primary = g.members.front().id;
         json::array member_ids;
@@ -451,9 +700,9 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
         }
         Record folded = fold(members);
         json::object plan{{"members", member_ids}, {"o", dobj}, {"key", g.match_key.empty() ? g.link_key : g.match_key}};
-        plan["translations"] = mapped.front().at("translations");
-        plan["defaults"] = mapped.front().at("defaults");
-        plan["dropped"] = mapped.front().at("dropped");
+        plan["translations"] = std::move(front_translations);
+        plan["defaults"] = std::move(front_defaults);
+        plan["dropped"] = std::move(front_dropped);
         json::object linked;
         for (const auto& mem : g.members)
           if (!mem.linked_by.empty()) linked[mem.id] = mem.linked_by;
@@ -523,10 +772,8 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
           plan["rule"] = "fold";
         }
         CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({oc.name, primary}), plan));
-        for (const auto& mem : g.members) {
-          json::object rec{{"s", "planned"}, {"p", primary}};
-          CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, key_of({oc.name, mem.id}), rec));
-        }
+        const std::string planned = state::planned_value(primary);
+        for (const auto& mem : g.members) CMG_RETURN_IF_ERROR(t.put(state::kRecords, key_of({oc.name, mem.id}), planned));
       }
       return Status::ok();
     }));
@@ -537,18 +784,11 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
 
   std::vector<DedupGroup> chunk;
   if (oc.dedup_none) {
-    std::vector<std::string> mapped_ids;
-    CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
-      return t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view k, std::string_view v) {
-        if (v.find("\"s\":\"mapped\"") != std::string_view::npos) mapped_ids.emplace_back(store::split_key(k)[1]);
-        return true;
-      });
-    }));
     for (auto& id : mapped_ids) {
       DedupGroup g;
       g.members.push_back({std::move(id), 0, ""});
       chunk.push_back(std::move(g));
-      if (chunk.size() >= kPlanBatch) {
+      if (chunk.size() >= plan_batch) {
         CMG_RETURN_IF_ERROR(plan_chunk(chunk));
         chunk.clear();
       }
@@ -556,7 +796,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
   } else {
     CMG_RETURN_IF_ERROR(dd.resolve([&](const DedupGroup& g) -> Status {
       chunk.push_back(g);
-      if (chunk.size() < kPlanBatch) return Status::ok();
+      if (chunk.size() < plan_batch) return Status::ok();
       Status st = plan_chunk(chunk);
       chunk.clear();
       return st;

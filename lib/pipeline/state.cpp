@@ -25,6 +25,49 @@ Status put_json(store::Txn& t, std::string_view db, std::string_view key, const 
   return t.put(db, key, json::serialize(v));
 }
 
+void append_json_string(std::string& out, std::string_view s) {
+  // Plain printable ASCII needs no escaping (the usual case for ids and object names).
+  bool plain = true;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) {
+    out.push_back('"');
+    out.append(s.data(), s.size());
+    out.push_back('"');
+    return;
+  }
+  out += json::serialize(json::string_view(s.data(), s.size()));
+}
+
+std::string planned_value(std::string_view primary) {
+  std::string out;
+  out.reserve(primary.size() + 24);
+  out += R"({"s":"planned","p":)";
+  append_json_string(out, primary);
+  out.push_back('}');
+  return out;
+}
+
+std::string source_value(const Record& r) {
+  std::string out;
+  out.reserve(256);
+  out += R"({"object":)";
+  append_json_string(out, r.object);
+  out += R"(,"id":)";
+  append_json_string(out, r.id);
+  out += R"(,"updated_at":)";
+  out += std::to_string(r.updated_at);
+  out += R"(,"fields":)";
+  out += json::serialize(r.fields);
+  out.push_back('}');
+  return out;
+}
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();

@@ -4,7 +4,9 @@
 //   meta             name → JSON
 //   src              object␟source id → source record JSON (as extracted)
 //   records          object␟source id → {"s": status, "d": destination id, "o": destination object, "h": hash}
-//   mapped           object␟source id → {"fields", "problems", "translations", "defaults", "dropped", "keys"}
+//   mapped           object␟source id → {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv"}
+//                    (written as text in this member order; run.cpp reads the first five back without
+//                    a full parse)
 //   plans            object␟source id → plan of a group primary: {"action", "members", "fields", "key", "rule", ...}
 //   idmap            object␟source id → destination id;  idmap_rev: destination object␟destination id → object␟source id
 //   dedup            object␟level␟normalised value␟destination id → ""
@@ -21,6 +23,7 @@
 
 #include <boost/json.hpp>
 
+#include "crmmigrate/core/record.hpp"
 #include "crmmigrate/core/status.hpp"
 #include "crmmigrate/store/lmdb_env.hpp"
 
@@ -47,6 +50,20 @@ std::int64_t now_ms();
 
 /// String field of a JSON object, "" when absent or not a string.
 std::string str(const json::object& o, std::string_view key);
+
+/// The `records` value of an extracted record, as put_json writes it (the same bytes, without
+/// building and serialising an object per record).
+inline constexpr std::string_view kExtractedValue = R"({"s":"extracted"})";
+
+/// `{"s":"planned","p":primary}` as put_json writes it.
+std::string planned_value(std::string_view primary);
+
+/// The `src` value of `r`: the same bytes as put_json(record_to_json(r)), without copying the
+/// fields into a new object first.
+std::string source_value(const Record& r);
+
+/// Appends `s` as a JSON string literal (quoted, escaped as json::serialize does).
+void append_json_string(std::string& out, std::string_view s);
 
 /// A record's status in the `records` db ("extracted", "planned", "written", ...).
 inline std::string status_of(const json::object& rec) { return str(rec, "s"); }

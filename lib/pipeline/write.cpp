@@ -446,7 +446,8 @@ Status Migration::Impl::resolve_intents(RunCtx& ctx) {
       return true;
     });
   }));
-  for (auto& [k, intent] : intents) {
+  for (auto& [intent_key, intent] : intents) {
+    const std::string& k = intent_key;  // a plain reference: structured bindings cannot be captured in C++17
     auto parts = store::split_key(k);
     std::string object(parts[0]), primary(parts[1]);
     const ObjectConfig* oc = cfg.object(object);

@@ -55,11 +55,19 @@ struct Txn::Impl {
   // Resolves a named database; in a read transaction a database that does not exist yet is reported
   // as absent (nullopt) instead of an error.
   Result<std::optional<MDB_dbi>> dbi(std::string_view name, bool create) {
+    // Every get/put names its database: the handles this transaction already resolved are looked
+    // up here first, without the process-wide lock (the pipeline makes millions of calls).
+    for (std::size_t i = 0; i < cached_n; ++i)
+      if (cached[i].name == name) return std::optional<MDB_dbi>(cached[i].handle);
     // mdb_dbi_open must not run concurrently in one process; handles opened inside a transaction
     // become shared only when it commits, so they are published from `pending` at commit time.
     std::lock_guard<std::mutex> lock(env->dbi_mutex);
     auto it = env->dbis.find(name);
-    if (it != env->dbis.end()) return std::optional<MDB_dbi>(it->second);
+    if (it != env->dbis.end()) {
+      // The key is owned by env->dbis, whose entries are never removed while the Env lives.
+      if (cached_n < kCache) cached[cached_n++] = {it->first, it->second};
+      return std::optional<MDB_dbi>(it->second);
+    }
     for (auto& [n, h] : pending)
       if (n == name) return std::optional<MDB_dbi>(h);
     MDB_dbi handle = 0;
@@ -76,6 +84,13 @@ struct Txn::Impl {
     pending.clear();
   }
   std::vector<std::pair<std::string, MDB_dbi>> pending;
+  struct Cached {
+    std::string_view name;
+    MDB_dbi handle;
+  };
+  static constexpr std::size_t kCache = 16;
+  Cached cached[kCache] = {};
+  std::size_t cached_n = 0;
 };
 
 Result<std::unique_ptr<Env>> Env::open(const std::string& dir, const EnvOptions& opts) {
@@ -130,7 +145,7 @@ Status Env::write(const std::function<Status(Txn&)>& fn) {
       continue;
     }
     if (rc != 0) return lmdb_status(rc, "beginning write transaction", path_);
-    Txn::Impl ti{impl_.get(), raw, {}};
+    Txn::Impl ti{impl_.get(), raw, {}, {}, 0};
     Txn txn(&ti, true);
     Status st = fn(txn);
     bool full = st.code() == Code::kStorage && st.message().find("MDB_MAP_FULL") != std::string::npos;
@@ -176,7 +191,7 @@ Status Env::read(const std::function<Status(Txn&)>& fn) const {
       continue;
     }
     if (rc != 0) return lmdb_status(rc, "beginning read transaction", path_);
-    Txn::Impl ti{impl_.get(), raw, {}};
+    Txn::Impl ti{impl_.get(), raw, {}, {}, 0};
     Txn txn(&ti, false);
     Status st = fn(txn);
     // Committing (not aborting) a read-only transaction keeps the database handles it opened.

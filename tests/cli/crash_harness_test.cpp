@@ -9,6 +9,9 @@
 //     the uncrashed ones; every crm_source_id of the uncrashed destination is present;
 //   * the audit log holds exactly one outcome (written / merged / skipped, a recovered confirmation
 //     included) per source record.
+// Storage faults (issue 3, item 8) are schedules of the same harness: CMG_FAIL_COMMIT_AT=n makes the
+// n-th state commit and every later one fail with ENOSPC or EIO; the command must stop with exit 2
+// and an error naming the state directory and the system error, and the next attempt resumes.
 //
 // The flow: plan --approve, run, (config gains the On Hold translation) plan --approve, queue fix
 // (owner_unprovisioned), queue skip (orphan_reference), queue reprocess, reconcile. A schedule is a
@@ -95,7 +98,9 @@ const char* const kDestObjects[] = {"contacts", "companies", "deals", "notes", "
 // ---- schedules ----
 
 struct Crash {
-  enum Kind { kNamed, kCommit, kKill } kind = kNamed;
+  // kFailCommit: a storage fault (issue 3, item 8) — the n-th state commit and every later one fail
+  // with ENOSPC (or EIO when `point` is "EIO"), as a full or failing disk would.
+  enum Kind { kNamed, kCommit, kKill, kFailCommit } kind = kNamed;
   Step step = kRun;
   std::string point;  // named point
   long n = 1;         // occurrence (named) or commit number (commit)
@@ -111,6 +116,7 @@ struct Outcome {
   std::string label;
   std::vector<std::string> points;   // ids of the crash points tried
   std::vector<std::string> crashed;  // ids of those that actually killed the process
+  std::vector<std::string> storage_faults;  // ids of the commit failures that stopped the command
   int crashes = 0;                   // crash events (exit 99 or SIGKILL)
   std::size_t duplicates = 0, lost = 0, audit_doubles = 0;
   std::vector<std::string> errors;
@@ -308,6 +314,7 @@ std::string point_id(const Crash& c, int attempt) {
     case Crash::kNamed: return id + c.point + "@" + std::to_string(c.n);
     case Crash::kCommit: return id + "commit@" + std::to_string(c.n);
     case Crash::kKill: return id + "kill@" + std::to_string(c.delay_ms) + "ms";
+    case Crash::kFailCommit: return id + (c.point.empty() ? "ENOSPC" : c.point) + "@commit" + std::to_string(c.n);
   }
   return id;
 }
@@ -342,6 +349,9 @@ Outcome run_schedule(const Baseline& base, const Schedule& s) {
         o.points.push_back(point_id(*c, attempt));
         if (c->kind == Crash::kKill) {
           kill_after = c->delay_ms;
+        } else if (c->kind == Crash::kFailCommit) {
+          env["CMG_FAIL_COMMIT_AT"] = std::to_string(c->n);
+          env["CMG_FAIL_COMMIT_ERRNO"] = c->point.empty() ? "ENOSPC" : c->point;
         } else {
           env["CMG_CRASH_POINT"] = c->kind == Crash::kCommit ? "commit" : c->point;
           env["CMG_CRASH_AFTER"] = std::to_string(c->n);
@@ -354,6 +364,19 @@ Outcome run_schedule(const Baseline& base, const Schedule& s) {
         ++o.crashes;
         o.crashed.push_back(point_id(*c, attempt));
         continue;  // resume: the same command again
+      }
+      if (c && c->kind == Crash::kFailCommit && end.code != kExpectedCode[st]) {
+        // The failed commit must stop the command with exit 2 and a message naming the state
+        // directory and the system error; the next attempt (no fault) resumes.
+        const std::string e = read_all(errp);
+        const char* why = c->point == "EIO" ? "Input/output error" : "No space left on device";
+        if (end.code != 2 || e.find(why) == std::string::npos || e.find(dir) == std::string::npos) {
+          o.errors.push_back(std::string(kStepNames[st]) + ": storage fault " + point_id(*c, attempt) +
+                             " gave exit " + std::to_string(end.code) + " and stderr: " + tail_of(e));
+          break;
+        }
+        o.storage_faults.push_back(point_id(*c, attempt));
+        continue;
       }
       if (crashed || end.code != kExpectedCode[st]) {
         o.errors.push_back(std::string(kStepNames[st]) + " attempt " + std::to_string(attempt) + " exited " +
@@ -424,6 +447,7 @@ void build_baseline(Baseline& base, const std::string& root) {
 Crash named(Step s, const char* point, long n) { return Crash{Crash::kNamed, s, point, n, 0}; }
 Crash commit(Step s, long n) { return Crash{Crash::kCommit, s, "", n, 0}; }
 Crash kill_after(Step s, int ms) { return Crash{Crash::kKill, s, "", 0, ms}; }
+Crash fail_commit(Step s, long n, const char* err = "ENOSPC") { return Crash{Crash::kFailCommit, s, err, n, 0}; }
 
 std::string describe(const std::vector<Crash>& cs) {
   std::string d;
@@ -452,6 +476,9 @@ std::vector<Schedule> short_schedules(const Baseline& b, std::mt19937_64& rng) {
   add(s, {kill_after(kRun, delay()), kill_after(kRun, delay())});
   add(s, {kill_after(kRun, delay()), kill_after(kReprocess, static_cast<int>(50 + rng() % 1300))});
   add(s, {named(kReprocess, "after_intents", 1)});
+  // Storage faults: a full disk in the middle of the run, an I/O error during reprocess.
+  add(s, {fail_commit(kRun, run / 2), fail_commit(kFix, 1, "EIO")});
+  add(s, {fail_commit(kReprocess, std::max(1L, re / 3), "EIO")});
   return s;
 }
 
@@ -490,6 +517,13 @@ std::vector<Schedule> long_schedules(const Baseline& b, std::mt19937_64& rng) {
     add(s, {named(kRun, p, n), commit(kRun, again)});
   add(s, {named(kReprocess, "after_send", 1), commit(kReprocess, 4)});
   add(s, {commit(kRun, 500), commit(kFix, 1), commit(kReprocess, 10)});
+  // (d) storage faults spread over the run and reprocess (ENOSPC and EIO), then a crash while resuming.
+  for (int i = 1; i <= 12; ++i) {
+    add(s, {fail_commit(kRun, std::max(1L, static_cast<long>(b.commits[kRun]) * i / 13), i % 2 ? "ENOSPC" : "EIO")});
+  }
+  for (int i = 1; i <= 4; ++i)
+    add(s, {fail_commit(kReprocess, std::max(1L, static_cast<long>(b.commits[kReprocess]) * i / 5))});
+  add(s, {fail_commit(kRun, 300), commit(kRun, 6)});
   // (c) random-time SIGKILLs: 1-3 kills of the run (each resumed run gets further), sometimes
   // one of reprocess too.
   for (int i = 0; i < 30; ++i) {
@@ -549,11 +583,13 @@ TEST_CASE("crash harness: SIGKILL at many points then resume with 0 duplicates a
   for (auto& t : workers) t.join();
 
   std::set<std::string> points, points_crashed;
+  std::size_t storage_faults = 0;
   int crashes = 0;
   std::size_t dups = 0, lost = 0, doubles = 0, failed = 0;
   for (const auto& o : outcomes) {
     points.insert(o.points.begin(), o.points.end());
     points_crashed.insert(o.crashed.begin(), o.crashed.end());
+    storage_faults += o.storage_faults.size();
     crashes += o.crashes;
     dups += o.duplicates;
     lost += o.lost;
@@ -566,7 +602,8 @@ TEST_CASE("crash harness: SIGKILL at many points then resume with 0 duplicates a
                                         << schedules.size() << " schedules, " << points.size()
                                         << " distinct crash points tried, " << points_crashed.size()
                                         << " of them crashed the CLI, " << crashes
-                                        << " crashes in all (exit 99 or SIGKILL), " << dups << " duplicates, " << lost
+                                        << " crashes in all (exit 99 or SIGKILL), " << storage_faults
+                                        << " commits failed by storage faults, " << dups << " duplicates, " << lost
                                         << " lost records, " << doubles << " records with two audit outcomes, "
                                         << failed << " failing schedules, " << static_cast<int>(secs) << " s");
   for (const auto& o : outcomes) {
@@ -578,6 +615,9 @@ TEST_CASE("crash harness: SIGKILL at many points then resume with 0 duplicates a
   CHECK(doubles == 0);
   CHECK(failed == 0);
   // Most of the points must really have killed the process (a count beyond the command's end does not).
-  CHECK(points_crashed.size() * 10 >= points.size() * 7);
+  std::set<std::string> points_hit = points_crashed;
+  for (const auto& o : outcomes) points_hit.insert(o.storage_faults.begin(), o.storage_faults.end());
+  CHECK(points_hit.size() * 10 >= points.size() * 7);
   if (long_run) CHECK(points_crashed.size() >= 200);
+  CHECK(storage_faults >= 3);  // every storage-fault schedule stopped its command at least once
 }

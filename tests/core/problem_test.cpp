@@ -35,7 +35,9 @@ cmg::Problem problem(Reason r, const char* field = "f") { return cmg::Problem{r,
 
 TEST_CASE("every reason of the closed list round-trips through its name") {
   std::set<std::string> seen;
-  for (const auto& [reason, name] : kClosedList) {
+  for (const auto& entry : kClosedList) {
+    const auto& reason = entry.first;  // not a structured binding: doctest's macros capture it
+    const auto& name = entry.second;
     CAPTURE(name);
     CHECK(cmg::reason_name(reason) == name);
     Reason parsed = Reason::kInvalidValue;

@@ -5,7 +5,7 @@
 # are read, never written); a crash is written to build/fuzz/artifacts/ and ends the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-target=${1:?usage: tests/fuzz/run.sh csv_reader|jsonl_reader|config|schema [SECONDS] [libFuzzer flags...]}
+target=${1:?usage: tests/fuzz/run.sh csv_reader|jsonl_reader|config|schema|http_response [SECONDS] [libFuzzer flags...]}
 seconds=${2:-600}
 shift $(( $# >= 2 ? 2 : 1 ))
 build=${CMG_FUZZ_BUILD:-build/fuzz}

@@ -111,7 +111,9 @@ TEST_CASE("the reference scenario runs end to end: queue, fixes, reprocess, reco
   CHECK(rec->readback_mismatches == 0);
   CHECK(rec->complete);
   CHECK(rec->state == "complete");
-  for (const auto& [name, c] : rec->objects) {
+  for (const auto& entry : rec->objects) {
+    const auto& name = entry.first;  // not a structured binding: doctest's macros capture it
+    const auto& c = entry.second;
     CAPTURE(name);
     CHECK(c.source == c.written + c.merged + c.queued + c.skipped);
     CHECK(c.pending == 0);
@@ -133,7 +135,9 @@ TEST_CASE("the reference scenario runs end to end: queue, fixes, reprocess, reco
       for (const auto& rec2 : b)
         if (const auto* k = rec2.fields.if_contains("crm_source_id"); k && !value_is_blank(*k)) ++seen[value_to_text(*k)];
     }
-    for (const auto& [k, n] : seen) {
+    for (const auto& entry : seen) {
+      const auto& k = entry.first;
+      const auto& n = entry.second;
       CAPTURE(obj);
       CAPTURE(k);
       CHECK(n == 1);

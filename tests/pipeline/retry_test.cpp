@@ -174,7 +174,9 @@ TEST_CASE("rejections just below the error-rate threshold do not halt the run") 
   REQUIRE(r.is_ok());
   CHECK(r->state == "incomplete");
   CHECK(alerts.empty());
-  for (const auto& [name, c] : r->objects) {
+  for (const auto& entry : r->objects) {
+    const auto& name = entry.first;  // not a structured binding: doctest's macros capture it
+    const auto& c = entry.second;
     CAPTURE(name);
     CHECK(c.pending == 0);
   }
@@ -213,7 +215,9 @@ TEST_CASE("rejections just above the error-rate threshold halt the run, which re
   auto resumed = (*mig)->run(ack);
   REQUIRE(resumed.is_ok());
   CHECK(resumed->state == "incomplete");
-  for (const auto& [name, c] : resumed->objects) {
+  for (const auto& entry : resumed->objects) {
+    const auto& name = entry.first;
+    const auto& c = entry.second;
     CAPTURE(name);
     CHECK(c.pending == 0);
   }

@@ -64,7 +64,9 @@ inline void check_against_manifest(const cmg::Report& r, const cmg::sandbox::Ref
   const std::map<std::string, std::string> names = {{"organizations", "companies"}, {"persons", "contacts"},
                                                     {"deals", "deals"}, {"notes", "notes"},
                                                     {"activities", "activities"}};
-  for (const auto& [src, name] : names) {
+  for (const auto& entry : names) {
+    const auto& src = entry.first;  // not a structured binding: doctest's macros capture it
+    const auto& name = entry.second;
     const auto& e = man.expected.at(src);
     const auto& c = counts_of(r, name);
     CAPTURE(name);

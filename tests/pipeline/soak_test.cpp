@@ -54,7 +54,9 @@ TEST_CASE("the reference scenario under 10 % mixed faults of every kind writes e
 
   // Every record written, merged, queued or skipped; nothing pending.
   std::int64_t source = 0;
-  for (const auto& [name, c] : r->objects) {
+  for (const auto& entry : r->objects) {
+    const auto& name = entry.first;  // not a structured binding: doctest's macros capture it
+    const auto& c = entry.second;
     CAPTURE(name);
     CHECK(c.source == c.written + c.merged + c.queued + c.skipped);
     CHECK(c.pending == 0);

@@ -162,7 +162,9 @@ TEST_CASE("the manifest's expected outcomes are the seed scenario's numbers") {
   CHECK(e.at("deals").queued == 160);
   CHECK(e.at("deals").queued_by_reason.at("unmapped_value") == 140);
   CHECK(e.at("deals").queued_by_reason.at("parent_queued") == 20);
-  for (const auto& [object, o] : e) CHECK_MESSAGE(o.written + o.merged + o.queued + o.skipped == o.source, object);
+  for (const auto& entry : e)
+    CHECK_MESSAGE(entry.second.written + entry.second.merged + entry.second.queued + entry.second.skipped == entry.second.source,
+                  entry.first);
   CHECK(e.at("notes").queued_by_reason.at("orphan_reference") == 12);
   CHECK(e.at("notes").queued_by_reason.at("parent_queued") ==
         static_cast<std::int64_t>(scenario().manifest.parent_queued_note_ids.size()));
@@ -277,8 +279,10 @@ TEST_CASE("notes and activities marked parent-queued are exactly those on queued
   std::set<std::string> queued_persons = as_set(m.unprovisioned_owner_person_ids);
   std::set<std::string> queued_deals = as_set(m.unmapped_stage_deal_ids);
   for (const auto& id : m.parent_queued_deal_ids) queued_deals.insert(id);
-  for (const auto& [object, expected] :
+  for (const auto& entry :
        {std::pair{"notes", &m.parent_queued_note_ids}, std::pair{"activities", &m.parent_queued_activity_ids}}) {
+    const auto& object = entry.first;  // not a structured binding: doctest's macros capture it
+    const auto& expected = entry.second;
     std::set<std::string> got;
     for (const auto& r : s.source.at(object))
       if (queued_persons.count(text(r.fields, "person_id")) || queued_deals.count(text(r.fields, "deal_id")))

@@ -50,6 +50,10 @@ class Source {
   virtual Result<std::unique_ptr<RecordReader>> read(std::string_view object, const ReadOptions& opts) = 0;
   /// One record by id; nullopt when it does not exist (deleted). Default: kNotFound status.
   virtual Result<std::optional<Record>> get(std::string_view object, std::string_view id);
+  /// Cheap check that the source can be reached and accepts our credentials, made by plan before
+  /// anything else. Errors: kPermissionDenied (credentials refused; the message names the variable
+  /// holding them, never their value), kUnavailable (unreachable). Default: OK (local connectors).
+  virtual Status check_access();
 };
 
 /// Per-record problem reported by a destination (platform-shaped errors are mapped to this).
@@ -116,6 +120,8 @@ class Destination {
   virtual Result<std::vector<std::optional<Record>>> read(std::string_view object,
                                                           const std::vector<std::string>& ids) = 0;
   virtual Quota quota() const { return {}; }
+  /// Like Source::check_access, for the destination. Default: OK.
+  virtual Status check_access();
   /// Retry-After (ms) that came with the most recent call that failed with Code::kUnavailable (a
   /// transient failure of schema/count/list/find/read, or a whole write() call); 0 when the platform
   /// sent none. Only meaningful right after that call, on the thread that made it. Default: 0.

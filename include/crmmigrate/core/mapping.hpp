@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -42,6 +43,10 @@ class OwnerResolver {
   std::map<std::string, std::size_t> dest_by_email_, dest_by_name_, dest_by_id_;
   // Every source user's id, email and name resolved once: records name few distinct owners.
   std::unordered_map<std::string, Resolution> known_;
+  // Other values (a file source has no user list: every record names its owner by email or
+  // name) are resolved once each, up to a bound, under a lock; shared by copies.
+  struct Cache;
+  std::shared_ptr<Cache> cache_;
   Resolution resolve_uncached(const std::string& value) const;
 };
 

@@ -5,6 +5,7 @@
 // compile Beast. Header names compare case-insensitively (RFC 9110 §5.1).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,11 @@ struct HttpResponse {
   int status = 200;
   Headers headers;
   std::string body;
+  // Server side only, for fault injection by the sandbox's platform dialects (docs/http-dialects.md):
+  /// The server waits this long (on a timer; no worker thread is blocked) before answering.
+  std::chrono::milliseconds delay{0};
+  /// The server resets the connection (TCP RST) after `delay` instead of writing this response.
+  bool drop_connection = false;
 
   std::string_view header(std::string_view name) const noexcept { return header_value(headers, name); }
   /// Replaces (or adds) header `name`.

@@ -26,6 +26,10 @@
 
 namespace cmg {
 
+namespace store {
+class Env;
+}
+
 /// Per-object accounting: source = written + merged + queued + skipped + pending.
 struct ObjectCounts {
   std::int64_t source = 0;
@@ -150,6 +154,10 @@ class Migration {
   void set_alert_callback(std::function<void(const Alert&)> cb);
 
   const MigrationConfig& config() const;
+  /// The migration's LMDB state, for tools that read it alongside the calls above (the review
+  /// console's paged queue and record timelines). Borrowed: valid while this Migration lives. Read it
+  /// with Env::read (thread-safe); change the state only through the calls above.
+  const store::Env& state_env() const;
 
   struct Impl;
 

@@ -42,11 +42,16 @@ std::optional<std::int64_t> unix_number_ms(double v) {
   return static_cast<std::int64_t>(std::fabs(v) < 1e11 ? std::floor(v * 1000.0) : std::floor(v));
 }
 
-// Boost.JSON reads a number beyond the range of a double as an infinity (1e999) or a NaN (0e999),
-// which it then writes as `Infinity` or `NaN`, which no JSON reader takes back: the JSON path of
-// the first such number in `v`, or "" when there is none.
+// Numbers we refuse rather than change: Boost.JSON reads a number beyond the range of a double as an
+// infinity (1e999) or a NaN (0e999), which it then writes as `Infinity` or `NaN`, which no JSON reader
+// takes back; and an integer beyond 64 bits (an ID such as 123456789012345678901) as a double that
+// has already lost its last digits. Any whole double of magnitude >= 2^63 is treated as the latter
+// (a float that large is not CRM data). Returns the JSON path of the first such number in `v`, or ""
+// when there is none.
+bool number_unrepresentable(double d) { return !std::isfinite(d) || (std::fabs(d) >= 9.2233720368547758e18 && std::floor(d) == d); }
+
 std::string infinite_number_path(const boost::json::value& v, const std::string& path) {
-  if (const auto* d = v.if_double()) return std::isfinite(*d) ? std::string() : path;
+  if (const auto* d = v.if_double()) return number_unrepresentable(*d) ? path : std::string();
   if (const auto* o = v.if_object()) {
     for (const auto& kv : *o) {
       const std::string_view key(kv.key().data(), kv.key().size());
@@ -157,7 +162,8 @@ struct JsonlReader::Impl {
       boost::json::value v = parser.release();
       if (!v.is_object()) return fail(line, std::string("expected a JSON object, got ") + json_kind(v));
       if (std::string at = infinite_number_path(v, "$"); !at.empty()) {
-        return fail(line, "number out of range for a double at " + at);
+        return fail(line, "number out of range at " + at +
+                              ": beyond a double, or an integer beyond 64 bits that would lose digits (quote it as a string)");
       }
       out = std::move(v.get_object());
       returned_line = line;
