@@ -36,23 +36,40 @@ std::string_view HttpRequest::path() const noexcept {
   return t.substr(0, t.find('?'));
 }
 
-std::string HttpRequest::query(std::string_view name, bool* found) const {
-  if (found) *found = false;
-  std::string_view t = target;
-  auto q = t.find('?');
-  if (q == std::string_view::npos) return {};
-  std::string_view rest = t.substr(q + 1);
+// Calls fn(value) for each parameter `name` of the query of `target` until fn returns false.
+template <typename Fn>
+void for_each_query_value(std::string_view target, std::string_view name, Fn&& fn) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return;
+  std::string_view rest = target.substr(q + 1);
   while (!rest.empty()) {
     auto amp = rest.find('&');
     std::string_view pair = rest.substr(0, amp);
     rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
     auto eq = pair.find('=');
-    std::string key = url_decode(pair.substr(0, eq));
-    if (key != name) continue;
-    if (found) *found = true;
-    return eq == std::string_view::npos ? std::string{} : url_decode(pair.substr(eq + 1));
+    if (url_decode(pair.substr(0, eq)) != name) continue;
+    if (!fn(eq == std::string_view::npos ? std::string{} : url_decode(pair.substr(eq + 1)))) return;
   }
-  return {};
+}
+
+std::string HttpRequest::query(std::string_view name, bool* found) const {
+  if (found) *found = false;
+  std::string out;
+  for_each_query_value(target, name, [&](std::string value) {
+    if (found) *found = true;
+    out = std::move(value);
+    return false;
+  });
+  return out;
+}
+
+std::vector<std::string> HttpRequest::query_all(std::string_view name) const {
+  std::vector<std::string> out;
+  for_each_query_value(target, name, [&](std::string value) {
+    out.push_back(std::move(value));
+    return true;
+  });
+  return out;
 }
 
 void HttpResponse::set_header(std::string name, std::string value) {

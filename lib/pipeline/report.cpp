@@ -15,11 +15,9 @@ using state::str;
 using store::key_of;
 using store::Txn;
 
-namespace {
-
 // Values equal as a destination would store them: text compare, numbers numerically, timestamps
 // by instant (a platform may echo "2024-05-01T10:00:00Z" as "2024-05-01T10:00:00.000Z").
-bool same_value(const json::value& sent, const json::value* got) {
+bool state::same_stored_value(const json::value& sent, const json::value* got) {
   if (!got) return value_is_blank(sent);
   std::string a = value_to_text(sent), b = value_to_text(*got);
   if (a == b) return true;
@@ -37,8 +35,6 @@ bool same_value(const json::value& sent, const json::value* got) {
   }
   return false;
 }
-
-}  // namespace
 
 Result<Report> Migration::Impl::report(const std::string& forced_state) {
   Report r;
@@ -135,7 +131,7 @@ Result<Report> Migration::Impl::reconcile(const RunOptions& opts) {
           json::array diffs;
           for (const auto& [f, sent] : plan.at("fields").get_object()) {
             const json::value* now = got[j]->fields.if_contains(f);
-            if (!same_value(sent, now))
+            if (!state::same_stored_value(sent, now))
               diffs.push_back(json::object{{"field", f}, {"sent", sent}, {"found", now ? *now : json::value(nullptr)}});
           }
           if (!diffs.empty())

@@ -78,25 +78,6 @@ std::vector<std::vector<std::string>> dedup_values(const ObjectConfig& oc, const
   return out;
 }
 
-// Values equal as a destination stores them: text, numbers numerically, timestamps by instant,
-// emails case-insensitively (the same rules as Migration's reconcile).
-bool same_value(const json::value& sent, const json::value* got) {
-  if (!got) return value_is_blank(sent);
-  std::string a = value_to_text(sent), b = value_to_text(*got);
-  if (a == b) return true;
-  char* ea = nullptr;
-  char* eb = nullptr;
-  double da = std::strtod(a.c_str(), &ea), db = std::strtod(b.c_str(), &eb);
-  if (!a.empty() && !b.empty() && *ea == '\0' && *eb == '\0') return std::fabs(da - db) < 1e-9 * std::max(1.0, std::fabs(da));
-  auto ta = parse_timestamp_ms(a), tb = parse_timestamp_ms(b);
-  if (ta && tb) return *ta == *tb;
-  if (a.find('@') != std::string::npos && a.size() == b.size()) {
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-    return true;
-  }
-  return false;
-}
 
 Item queued(Item item, std::vector<Problem> problems) {
   item.action = Action::kQueue;
@@ -936,7 +917,7 @@ Result<Reconciliation> Reconciler::reconcile(const std::string& object, std::int
         json::array diffs;
         for (const auto& [f, v] : s.fields) {
           const json::value* now = got[j]->fields.if_contains(f);
-          if (!same_value(v, now))
+          if (!state::same_stored_value(v, now))
             diffs.push_back(json::object{{"field", f}, {"sent", v}, {"found", now ? *now : json::value(nullptr)}});
         }
         if (!diffs.empty())

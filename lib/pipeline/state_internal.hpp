@@ -76,4 +76,10 @@ std::vector<std::string> from_array(const json::value* v);
 /// so a later re-migration (or the external_id dedup key) recognises the record.
 inline std::string idempotency_key(const std::string& source_id) { return source_id; }
 
+/// Values equal as a destination stores them: text, numbers numerically, timestamps by instant
+/// (a platform may echo "2024-05-01T10:00:00Z" as "2024-05-01T10:00:00.000Z"), emails
+/// case-insensitively. `got` null = the destination has no value. Used by every read-back
+/// (Migration's reconcile and the Reconciler stage). Defined in report.cpp.
+bool same_stored_value(const boost::json::value& sent, const boost::json::value* got);
+
 }  // namespace cmg::state

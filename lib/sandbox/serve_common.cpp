@@ -77,17 +77,7 @@ bool token_equals(std::string_view given, std::string_view expected) noexcept {
 
 std::vector<std::string> query_list(const net::HttpRequest& req, std::string_view name) {
   std::vector<std::string> out;
-  std::string_view t = req.target;
-  auto q = t.find('?');
-  if (q == std::string_view::npos) return out;
-  std::string_view rest = t.substr(q + 1);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-    auto eq = pair.find('=');
-    if (net::url_decode(pair.substr(0, eq)) != name || eq == std::string_view::npos) continue;
-    std::string value = net::url_decode(pair.substr(eq + 1));
+  for (const std::string& value : req.query_all(name)) {
     std::size_t start = 0;
     while (start <= value.size()) {
       auto comma = value.find(',', start);

@@ -31,6 +31,8 @@ struct HttpRequest {
   std::string_view path() const noexcept;
   /// The decoded value of query parameter `name` ("" when absent); `found` tells absent from empty.
   std::string query(std::string_view name, bool* found = nullptr) const;
+  /// Every decoded value of query parameter `name`, in order (`?id=1&id=2` → {"1", "2"}).
+  std::vector<std::string> query_all(std::string_view name) const;
 };
 
 struct HttpResponse {
