@@ -75,6 +75,8 @@ class RetryingDestination final : public Destination, public std::enable_shared_
   Result<std::vector<std::optional<Record>>> read(std::string_view object, const std::vector<std::string>& ids) override;
   Quota quota() const override;
   std::int64_t last_retry_after_ms() const override;
+  /// Not retried: a refused credential does not become valid by asking again.
+  Status check_access() override { return inner_->check_access(); }
 
   /// Sleeps (pipeline clock) until the gate opens.
   void wait_turn();
