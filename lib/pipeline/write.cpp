@@ -90,6 +90,8 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
       if (mem != primary) ev["merged_into"] = primary;
       if (plan.contains("rule")) ev["rule"] = plan.at("rule");
       if (plan.contains("rules_applied")) ev["rules_applied"] = plan.at("rules_applied");
+      // When each step of the pipeline handled the record (the console's per-record timeline).
+      if (const auto* st = plan.if_contains("stages"); st && st->is_object()) ev["stages"] = *st;
       ev["translations"] = plan.at("translations");
       ev["defaults"] = plan.at("defaults");
       ev["dropped"] = plan.at("dropped");

@@ -150,12 +150,28 @@ Result<json::object> record_timeline(const store::Env& env, const MigrationConfi
           return true;
         }));
     std::sort(seqs.begin(), seqs.end());
+    // The steps above show the record as the state holds it now, so their times are those of the
+    // latest pass that got the record to an outcome: its outcome event carries when each step ran.
+    const json::object* stages = nullptr;
+    std::size_t derived_steps = timeline.size();
     for (const auto& s : seqs) {
       CMG_ASSIGN_OR_RETURN(auto ev, get_json(t, state::kAudit, s));
       if (!ev) continue;
       json::object step = std::move(*ev);
       step["step"] = str(step, "action");
       timeline.push_back(std::move(step));
+      if (const auto* st = timeline.back().get_object().if_contains("stages"); st && st->is_object())
+        stages = &st->get_object();
+    }
+    if (stages) {
+      static const std::pair<const char*, const char*> kStageOfStep[] = {
+          {"extracted", "extracted"}, {"mapped", "mapped"}, {"dedup", "deduplicated"}, {"validated", "validated"}};
+      for (std::size_t i = 0; i < derived_steps; ++i) {
+        auto& step = timeline[i].get_object();
+        for (const auto& [name, stage] : kStageOfStep)
+          if (str(step, "step") == name)
+            if (const auto* at = stages->if_contains(stage); at && at->is_string()) step["time"] = *at;
+      }
     }
     out["queue"] = item ? json::value(std::move(*item)) : json::value(nullptr);
     out["timeline"] = std::move(timeline);

@@ -597,7 +597,7 @@
         h('ol', { class: 'timeline' }, d.timeline.map((s) => h('li', { 'data-step': s.step },
           h('div', { class: 'step-head' }, h('span', { class: 'step-title' }, STEP_TITLES[s.step] || s.step.replace(/_/g, ' ')),
             STEP_BADGE[s.step] ? badge(STEP_BADGE[s.step]) : null,
-            s.derived ? h('span', { class: 'step-time' }, 'from the state') : h('span', { class: 'step-time' }, (s.time || '') + (s.seq ? ' · #' + s.seq : ''))),
+            s.derived && !s.time ? h('span', { class: 'step-time' }, 'from the state') : h('span', { class: 'step-time' }, (s.time || '') + (s.seq ? ' · #' + s.seq : ''))),
           h('div', { class: 'step-body' }, stepBody(s)))))));
     }
 

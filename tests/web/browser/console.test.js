@@ -27,6 +27,68 @@ async function check(name, fn) {
   }
 }
 
+// WCAG 2.x contrast of every visible piece of text on the page against the background it is drawn
+// on (ancestors' backgrounds composited, alpha included): 4.5:1 for normal text, 3:1 for large text
+// (24 px, or 18.66 px bold). Disabled controls are exempt, as WCAG says. Returns the lowest ratio
+// found and the texts below their threshold.
+async function contrast(page) {
+  return page.evaluate(() => {
+    const parse = (c) => {
+      const m = /rgba?\(([^)]+)\)/.exec(c || '');
+      if (!m) return null;
+      const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+      return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+    };
+    const over = (top, bottom) => ({
+      r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a),
+      b: top.b * top.a + bottom.b * (1 - top.a), a: 1,
+    });
+    const lum = (c) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+      return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+    };
+    const background = (el) => {
+      const layers = [];
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+      }
+      let bg = { r: 255, g: 255, b: 255, a: 1 };
+      for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+      return bg;
+    };
+    let lowest = Infinity;
+    const failures = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (['SCRIPT', 'STYLE', 'OPTION', 'svg'].includes(el.tagName)) continue;
+      const own = el.matches('input, select, textarea') ? (el.value || '') :
+        Array.from(el.childNodes).filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent).join('').trim();
+      if (!own) continue;
+      if (el.closest(':disabled, [aria-disabled="true"]')) continue;
+      const r = el.getBoundingClientRect();
+      const st = getComputedStyle(el);
+      if (!r.width || !r.height || st.visibility !== 'visible' || st.opacity === '0') continue;
+      if (r.bottom < 0 || r.top > innerHeight) continue;  // what the screen shows
+      const bg = background(el);
+      const fg = over(parse(st.color), bg);
+      const [a, b] = [lum(fg) + 0.05, lum(bg) + 0.05];
+      const ratio = Math.max(a, b) / Math.min(a, b);
+      const size = parseFloat(st.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+      lowest = Math.min(lowest, ratio);
+      if (ratio < (large ? 3 : 4.5)) failures.push(`${ratio.toFixed(2)} "${own.slice(0, 40)}" <${el.tagName.toLowerCase()} class="${el.className}">`);
+    }
+    return { lowest, failures };
+  });
+}
+
+const contrastLowest = {};
+async function checkContrast(page, name) {
+  const c = await contrast(page);
+  contrastLowest[name] = Number(c.lowest.toFixed(2));
+  assert.deepStrictEqual(c.failures, [], `${name}: text below WCAG AA contrast`);
+}
+
 async function cellText(page, object, col) {
   return (await page.locator(`#counts tr[data-object="${object}"] td[data-col="${col}"]`).textContent()).trim();
 }
@@ -107,6 +169,7 @@ async function cellText(page, object, col) {
       await page.locator('#detail-outcome .badge-written').waitFor({ timeout: 60000 });
       assert.strictEqual((await page.locator('#detail-outcome').textContent()).trim(), 'written');
       await page.screenshot({ path: path.join(shots, 'queue-dark.png') });
+      await checkContrast(page, 'queue-dark');
     });
 
     await check('the fixed deal is in the audit log with the correction and its written event', async () => {
@@ -122,6 +185,7 @@ async function cellText(page, object, col) {
       for (const s of ['extracted', 'mapped', 'queued', 'fixed', 'written']) assert.ok(steps.includes(s), s + ' in ' + steps);
       assert.ok((await page.locator('.timeline li[data-step="fixed"]').first().textContent()).includes('Avery Reviewer'));
       await page.screenshot({ path: path.join(shots, 'audit-dark.png'), fullPage: false });
+      await checkContrast(page, 'audit-dark');
     });
 
     await check('a record whose name holds <script> is shown as text', async () => {
@@ -135,6 +199,7 @@ async function cellText(page, object, col) {
       assert.strictEqual(await page.locator('main script').count(), 0);
       assert.deepStrictEqual(dialogs, []);
       await page.screenshot({ path: path.join(shots, 'audit-script-dark.png') });
+      await checkContrast(page, 'audit-script-dark');
     });
 
     await check('the plan page shows the gaps and the sign-off', async () => {
@@ -142,6 +207,7 @@ async function cellText(page, object, col) {
       await page.locator('text=Signed off by').waitFor({ timeout: 60000 });
       assert.ok(await page.locator('text=Untranslated values').first().isVisible());
       await page.screenshot({ path: path.join(shots, 'plan-dark.png') });
+      await checkContrast(page, 'plan-dark');
     });
 
     await check('reconciliation runs the read-back and lists the equation', async () => {
@@ -149,31 +215,38 @@ async function cellText(page, object, col) {
       await page.click('#reconcile-btn');
       await page.locator('text=Last read-back').waitFor({ timeout: 120000 });
       await page.screenshot({ path: path.join(shots, 'reconcile-dark.png') });
+      await checkContrast(page, 'reconcile-dark');
     });
 
     await check('every page in the dark and the light theme (screenshots)', async () => {
       await page.click('a[data-page="overview"]');
       await page.locator('#counts').waitFor();
       await page.screenshot({ path: path.join(shots, 'overview-dark.png') });
+      await checkContrast(page, 'overview-dark');
       await page.click('#theme-toggle');
       assert.strictEqual(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
       await page.screenshot({ path: path.join(shots, 'overview-light.png') });
+      await checkContrast(page, 'overview-light');
       await page.click('a[data-page="plan"]');
       await page.locator('text=Signed off by').waitFor({ timeout: 60000 });
       await page.screenshot({ path: path.join(shots, 'plan-light.png') });
+      await checkContrast(page, 'plan-light');
       await page.click('a[data-page="queue"]');
       await page.locator('#queue-table').waitFor();
       await page.locator(`#queue-table tbody tr button`).first().click();
       await page.locator('#fix-btn').waitFor();
       await page.screenshot({ path: path.join(shots, 'queue-light.png') });
+      await checkContrast(page, 'queue-light');
       await page.click('a[data-page="audit"]');
       await page.fill('#audit-q', dealId);
       await page.keyboard.press('Enter');
       await page.locator('#record-outcome').waitFor();
       await page.screenshot({ path: path.join(shots, 'audit-light.png') });
+      await checkContrast(page, 'audit-light');
       await page.click('a[data-page="reconcile"]');
       await page.locator('text=Last read-back').waitFor();
       await page.screenshot({ path: path.join(shots, 'reconcile-light.png') });
+      await checkContrast(page, 'reconcile-light');
     });
 
     await check('a cross-site form POST is refused', async () => {
@@ -192,6 +265,7 @@ async function cellText(page, object, col) {
     await stop(proc);
     fs.rmSync(sc.dir, { recursive: true, force: true });
   }
+  console.log('lowest text contrast per page (WCAG AA: 4.5, large text 3): ' + JSON.stringify(contrastLowest));
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 })().catch((e) => {
