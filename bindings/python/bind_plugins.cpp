@@ -106,7 +106,8 @@ class PyReader final : public RecordReader {
   Result<bool> next(RecordBatch& out) override {
     out.clear();
     return with_gil(failures_, who_, [&]() -> Result<bool> {
-      if (opts_.since_updated_at) return next_since(out);
+      // The plugin has no "since" argument: read it all once and serve it from the cursor here.
+      if (opts_.since_updated_at) return replay_.next(opts_, [this](RecordBatch& b) { return pull(b); }, out);
       return pull(out);
     });
   }
@@ -143,28 +144,6 @@ class PyReader final : public RecordReader {
     return !out.empty();
   }
 
-  // Source::read promises (updated_at, id) order from the cursor on; a Python source need not
-  // honour "since_*": read everything once and keep/sort here (as the C adapter does).
-  Result<bool> next_since(RecordBatch& out) {
-    if (!loaded_) {
-      RecordBatch b;
-      for (;;) {
-        b.clear();
-        CMG_ASSIGN_OR_RETURN(bool more, pull(b));
-        if (!more) break;
-        for (auto& r : b)
-          if (std::tie(r.updated_at, r.id) >= std::tie(*opts_.since_updated_at, opts_.since_id)) all_.push_back(std::move(r));
-      }
-      std::sort(all_.begin(), all_.end(),
-                [](const Record& a, const Record& c) { return std::tie(a.updated_at, a.id) < std::tie(c.updated_at, c.id); });
-      loaded_ = true;
-    }
-    if (pos_ >= all_.size()) return false;
-    std::size_t n = std::min(all_.size() - pos_, std::max<std::size_t>(opts_.batch_size, 1));
-    for (std::size_t i = 0; i < n; ++i) out.push_back(std::move(all_[pos_ + i]));
-    pos_ += n;
-    return true;
-  }
 
   py::object iter_;
   std::string object_;
@@ -172,9 +151,7 @@ class PyReader final : public RecordReader {
   ReadOptions opts_;
   std::shared_ptr<Failures> failures_;
   bool done_ = false;
-  bool loaded_ = false;
-  RecordBatch all_;
-  std::size_t pos_ = 0;
+  CursorReplay replay_;
 };
 
 Result<Schema> schema_from_py(const std::string& who, py::handle h) {
@@ -391,41 +368,6 @@ class PyDestination final : public Destination, public PluginBase {
 
 // ---- MergeRule ----
 
-Status outcome_from_json(const std::string& who, const std::string& name, const json::value& v, MergeOutcome& out) {
-  auto bad = [&](const std::string& what) { return Status(Code::kPlugin, who + ": outcome: " + what); };
-  if (v.is_null()) return Status::ok();  // None: merged, nothing changes
-  const auto* o = v.if_object();
-  if (!o) return bad("expected a dict {\"kind\", \"changes\", ...} or None");
-  std::string kind = str_of(*o, "kind");
-  if (kind == "merged" || kind.empty()) out.kind = MergeOutcome::Kind::kMerged;
-  else if (kind == "skip") out.kind = MergeOutcome::Kind::kSkip;
-  else if (kind == "conflict") out.kind = MergeOutcome::Kind::kConflict;
-  else return bad("\"kind\" must be \"merged\", \"skip\" or \"conflict\", got \"" + kind + "\"");
-  if (const auto* c = o->if_contains("changes"); c && !c->is_null()) {
-    if (!c->is_object()) return bad("\"changes\" must be a dict");
-    out.changes = c->get_object();
-  }
-  out.reason = str_of(*o, "reason");
-  if (out.reason.empty() && out.kind != MergeOutcome::Kind::kMerged) out.reason = "decided by merge rule '" + name + "'";
-  if (const auto* cs = o->if_contains("conflicts"); cs && cs->is_array()) {
-    for (const auto& c : cs->get_array()) {
-      const auto* co = c.if_object();
-      if (!co) return bad("each conflict must be {\"field\", \"source\", \"destination\"}");
-      MergeFieldConflict fc;
-      fc.field = str_of(*co, "field");
-      if (const auto* s = co->if_contains("source")) fc.source_value = *s;
-      if (const auto* d = co->if_contains("destination")) fc.destination_value = *d;
-      out.conflicts.push_back(std::move(fc));
-    }
-  }
-  if (out.kind == MergeOutcome::Kind::kConflict && out.conflicts.empty())
-    out.conflicts.push_back({"", json::string(out.reason), nullptr});
-  if (const auto* ra = o->if_contains("rules_applied"); ra && ra->is_array())
-    for (const auto& r : ra->get_array())
-      if (r.is_string()) out.rules_applied.emplace_back(r.get_string());
-  return Status::ok();
-}
-
 class PyMergeRule final : public MergeRule, public PluginBase {
  public:
   std::string name() const override {
@@ -447,7 +389,8 @@ class PyMergeRule final : public MergeRule, public PluginBase {
       py::function fn = py::get_override(static_cast<const MergeRule*>(this), "merge");
       if (!fn) return Status(Code::kPlugin, "merge() is not implemented by the Python subclass");
       json::value got = to_json(fn(record_to_py(input.source), record_to_py(input.destination)), "merge()");
-      return outcome_from_json("merge rule '" + py_class_name() + "'", py_class_name(), got, *output);
+      if (got.is_null()) return Status::ok();  // None: merged, nothing changes
+      return merge_outcome_from_json(got, py_class_name(), output);
     });
   }
 

@@ -74,7 +74,8 @@ class CStreamReader final : public RecordReader {
   Result<bool> next(RecordBatch& out) override {
     return plugin_guard(who_, [&]() -> Result<bool> {
       out.clear();
-      if (opts_.since_updated_at) return next_since(out);
+      // The plugin has no "since" argument: read it all once and serve it from the cursor here.
+      if (opts_.since_updated_at) return replay_.next(opts_, [this](RecordBatch& b) { return pull(b); }, out);
       return pull(out);
     });
   }
@@ -103,28 +104,6 @@ class CStreamReader final : public RecordReader {
     return true;
   }
 
-  // The C stream has no "since" argument: read it all once, keep the records at/after the cursor
-  // and serve them ordered by (updated_at, id), as Source::read promises.
-  Result<bool> next_since(RecordBatch& out) {
-    if (!loaded_) {
-      RecordBatch b;
-      for (;;) {
-        CMG_ASSIGN_OR_RETURN(bool more, pull(b));
-        if (!more) break;
-        for (auto& r : b)
-          if (std::tie(r.updated_at, r.id) >= std::tie(*opts_.since_updated_at, opts_.since_id))
-            all_.push_back(std::move(r));
-      }
-      std::sort(all_.begin(), all_.end(),
-                [](const Record& a, const Record& b2) { return std::tie(a.updated_at, a.id) < std::tie(b2.updated_at, b2.id); });
-      loaded_ = true;
-    }
-    if (pos_ >= all_.size()) return false;
-    std::size_t n = std::min(all_.size() - pos_, std::max<std::size_t>(opts_.batch_size, 1));
-    for (std::size_t i = 0; i < n; ++i) out.push_back(std::move(all_[pos_ + i]));
-    pos_ += n;
-    return true;
-  }
 
   void project(Record& r) const {
     if (opts_.fields.empty()) return;
@@ -140,9 +119,7 @@ class CStreamReader final : public RecordReader {
   std::shared_ptr<UserData> ud_;
   ReadOptions opts_;
   bool done_ = false;
-  bool loaded_ = false;
-  RecordBatch all_;
-  std::size_t pos_ = 0;
+  CursorReplay replay_;
 };
 
 Result<std::unique_ptr<RecordReader>> open_stream(const std::string& who,

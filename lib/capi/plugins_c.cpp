@@ -54,36 +54,7 @@ class CMergeRule final : public MergeRule {
     json::value v;
     std::string err;
     if (!parse_json(text, v, err)) return bad("outcome: " + err);
-    const auto* o = v.if_object();
-    if (!o) return bad("outcome: expected a JSON object {\"kind\", \"changes\", ...}");
-    std::string kind = str(*o, "kind");
-    if (kind == "merged" || kind.empty()) out.kind = MergeOutcome::Kind::kMerged;
-    else if (kind == "skip") out.kind = MergeOutcome::Kind::kSkip;
-    else if (kind == "conflict") out.kind = MergeOutcome::Kind::kConflict;
-    else return bad("outcome: \"kind\" must be \"merged\", \"skip\" or \"conflict\", got \"" + kind + "\"");
-    if (const auto* c = o->if_contains("changes")) {
-      if (!c->is_object()) return bad("outcome: \"changes\" must be a JSON object");
-      out.changes = c->get_object();
-    }
-    out.reason = str(*o, "reason");
-    if (out.reason.empty() && out.kind != MergeOutcome::Kind::kMerged) out.reason = "decided by merge rule '" + name_ + "'";
-    if (const auto* cs = o->if_contains("conflicts"); cs && cs->is_array()) {
-      for (const auto& c : cs->get_array()) {
-        const auto* co = c.if_object();
-        if (!co) return bad("outcome: each conflict must be {\"field\", \"source\", \"destination\"}");
-        MergeFieldConflict fc;
-        fc.field = str(*co, "field");
-        if (const auto* s = co->if_contains("source")) fc.source_value = *s;
-        if (const auto* d = co->if_contains("destination")) fc.destination_value = *d;
-        out.conflicts.push_back(std::move(fc));
-      }
-    }
-    if (out.kind == MergeOutcome::Kind::kConflict && out.conflicts.empty())
-      out.conflicts.push_back({"", json::string(out.reason), nullptr});
-    if (const auto* ra = o->if_contains("rules_applied"); ra && ra->is_array())
-      for (const auto& r : ra->get_array())
-        if (r.is_string()) out.rules_applied.emplace_back(r.get_string());
-    return Status::ok();
+    return merge_outcome_from_json(v, name_, &out);
   }
 
   cmg_merge_rule_vtable vt_;

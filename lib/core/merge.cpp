@@ -78,6 +78,46 @@ const char* merge_outcome_kind_name(MergeOutcome::Kind kind) noexcept {
   return "unknown";
 }
 
+Status merge_outcome_from_json(const json::value& v, std::string_view rule_name, MergeOutcome* out) {
+  const std::string name(rule_name);
+  auto bad = [&](const std::string& what) { return Status(Code::kPlugin, "merge rule '" + name + "': outcome: " + what); };
+  // A member that is absent, null or not a string reads as "".
+  auto text = [](const json::object& o, const char* key) {
+    const auto* m = o.if_contains(key);
+    return m && m->is_string() ? std::string(m->get_string()) : std::string();
+  };
+  const auto* o = v.if_object();
+  if (!o) return bad("expected an object {\"kind\", \"changes\", ...}");
+  std::string kind = text(*o, "kind");
+  if (kind == "merged" || kind.empty()) out->kind = MergeOutcome::Kind::kMerged;
+  else if (kind == "skip") out->kind = MergeOutcome::Kind::kSkip;
+  else if (kind == "conflict") out->kind = MergeOutcome::Kind::kConflict;
+  else return bad("\"kind\" must be \"merged\", \"skip\" or \"conflict\", got \"" + kind + "\"");
+  if (const auto* c = o->if_contains("changes"); c && !c->is_null()) {
+    if (!c->is_object()) return bad("\"changes\" must be an object");
+    out->changes = c->get_object();
+  }
+  out->reason = text(*o, "reason");
+  if (out->reason.empty() && out->kind != MergeOutcome::Kind::kMerged) out->reason = "decided by merge rule '" + name + "'";
+  if (const auto* cs = o->if_contains("conflicts"); cs && cs->is_array()) {
+    for (const auto& c : cs->get_array()) {
+      const auto* co = c.if_object();
+      if (!co) return bad("each conflict must be {\"field\", \"source\", \"destination\"}");
+      MergeFieldConflict fc;
+      fc.field = text(*co, "field");
+      if (const auto* sv = co->if_contains("source")) fc.source_value = *sv;
+      if (const auto* dv = co->if_contains("destination")) fc.destination_value = *dv;
+      out->conflicts.push_back(std::move(fc));
+    }
+  }
+  if (out->kind == MergeOutcome::Kind::kConflict && out->conflicts.empty())
+    out->conflicts.push_back({"", json::string(out->reason), nullptr});
+  if (const auto* ra = o->if_contains("rules_applied"); ra && ra->is_array())
+    for (const auto& r : ra->get_array())
+      if (r.is_string()) out->rules_applied.emplace_back(r.get_string());
+  return Status::ok();
+}
+
 MergeRule::~MergeRule() = default;
 
 FieldMergeRule::FieldMergeRule(MergeStrategy default_strategy,

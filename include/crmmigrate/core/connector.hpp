@@ -39,6 +39,23 @@ struct ReadOptions {
   std::vector<std::string> fields;               // empty = all fields
 };
 
+/// Serves a source's records from a cursor on behalf of a reader that cannot start at one itself
+/// (the C and Python plugin adapters). The first call drains `pull` — which appends one batch to its
+/// argument and returns false once the stream is exhausted — keeping the records at or after
+/// (opts.since_updated_at, opts.since_id) in (updated_at, id) order, as Source::read promises; every
+/// call then hands out the next opts.batch_size of them into `out` (cleared first) and returns false
+/// at the end. Errors from `pull` are returned as they are. Holds the kept records in memory.
+/// Not thread-safe (one reader's state).
+class CursorReplay {
+ public:
+  Result<bool> next(const ReadOptions& opts, const std::function<Result<bool>(RecordBatch&)>& pull, RecordBatch& out);
+
+ private:
+  bool loaded_ = false;
+  RecordBatch kept_;
+  std::size_t pos_ = 0;
+};
+
 class Source {
  public:
   virtual ~Source() = default;

@@ -65,6 +65,15 @@ struct MergeOutcome {
 /// "merged", "skip", "conflict".
 const char* merge_outcome_kind_name(MergeOutcome::Kind kind) noexcept;
 
+/// Reads a merge outcome written as JSON — the shape C and Python merge rules return:
+/// `{"kind": "merged"|"skip"|"conflict", "changes": {...}, "reason": "...",
+///   "conflicts": [{"field", "source", "destination"}], "rules_applied": ["field:strategy"]}`
+/// (every member optional; a missing kind means "merged"). A skip or conflict without a reason gets
+/// "decided by merge rule 'RULE_NAME'"; a conflict without conflicts gets one naming that reason.
+/// Errors: Code::kPlugin, "merge rule 'RULE_NAME': outcome: <what is wrong>". `out` is filled as far
+/// as it was read when an error is returned.
+Status merge_outcome_from_json(const boost::json::value& v, std::string_view rule_name, MergeOutcome* out);
+
 /// Interface for merge rules; users implement it (C and Python rules are adapted to it).
 /// Implementations must be thread-safe for concurrent merge() calls: the pipeline may call one
 /// rule from several threads.
