@@ -327,6 +327,24 @@ TEST_CASE("console: status, queue paging, fix, skip and reprocess over the refer
   CHECK(has("fixed"));
   CHECK(has("written"));
   CHECK(std::find(steps.begin(), steps.end(), "queued") < std::find(steps.begin(), steps.end(), "written"));
+  // Each pipeline step of the latest pass carries the time it ran (from the written event's
+  // stages), in pipeline order, and no later than the write.
+  std::string written_at, last;
+  for (const auto& s : rec.at("timeline").as_array())
+    if (s.at("step") == "written") written_at = std::string(s.at("time").as_string());
+  for (const char* step : {"extracted", "mapped", "dedup", "validated"}) {
+    const json::object* found_step = nullptr;
+    for (const auto& s : rec.at("timeline").as_array())
+      if (s.at("step") == step) found_step = &s.as_object();
+    REQUIRE(found_step);
+    INFO(step << ": " << json::serialize(*found_step));
+    REQUIRE(found_step->contains("time"));
+    std::string at(found_step->at("time").as_string());
+    CHECK(at.size() == 24);  // 2026-11-26T05:00:00.000Z
+    CHECK(at >= last);
+    CHECK(at <= written_at);
+    last = at;
+  }
 
   // Search by source id, destination id; export as CSV.
   std::string sid = deal_id.substr(deal_id.find('/') + 1);
