@@ -329,7 +329,7 @@ TEST_CASE("console: status, queue paging, fix, skip and reprocess over the refer
   CHECK(std::find(steps.begin(), steps.end(), "queued") < std::find(steps.begin(), steps.end(), "written"));
   // Each pipeline step of the latest pass carries the time it ran (from the written event's
   // stages), in pipeline order, and no later than the write.
-  std::string written_at, last;
+  std::string written_at, previous;
   for (const auto& s : rec.at("timeline").as_array())
     if (s.at("step") == "written") written_at = std::string(s.at("time").as_string());
   for (const char* step : {"extracted", "mapped", "dedup", "validated"}) {
@@ -341,9 +341,9 @@ TEST_CASE("console: status, queue paging, fix, skip and reprocess over the refer
     REQUIRE(found_step->contains("time"));
     std::string at(found_step->at("time").as_string());
     CHECK(at.size() == 24);  // 2026-11-26T05:00:00.000Z
-    CHECK(at >= last);
+    CHECK(at >= previous);
     CHECK(at <= written_at);
-    last = at;
+    previous = at;
   }
 
   // Search by source id, destination id; export as CSV.
