@@ -144,6 +144,13 @@ QuotaStats QuotaScheduler::stats() const {
   return stats_;
 }
 
+bool QuotaScheduler::idle() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::int64_t t = now();
+  prune(t);
+  return sent_.empty() && not_before_ <= t;
+}
+
 int QuotaScheduler::burst_reserve() const {
   int n = limits_.burst_requests;
   if (n <= 0 || limits_.reserve <= 0 || limits_.reserve >= 1) return 0;
@@ -184,7 +191,7 @@ std::int64_t QuotaScheduler::wait_needed(std::int64_t t) const {
   return w;
 }
 
-Status QuotaScheduler::acquire() {
+Status QuotaScheduler::acquire(std::uint64_t* ticket) {
   for (;;) {
     std::int64_t w;
     {
@@ -201,6 +208,8 @@ Status QuotaScheduler::acquire() {
         ++day_used_;
         ++sent_since_daily_header_;
         ++stats_.acquired;
+        ++seq_;
+        if (ticket) *ticket = seq_;
         return Status::ok();
       }
       if (limits_.max_wait_ms > 0 && w > limits_.max_wait_ms) {
@@ -223,7 +232,7 @@ void QuotaScheduler::defer(std::int64_t ms) {
   not_before_ = std::max(not_before_, now() + ms);
 }
 
-void QuotaScheduler::observe(int status, const Headers& h) {
+void QuotaScheduler::observe(int status, const Headers& h, std::uint64_t ticket) {
   std::lock_guard<std::mutex> lock(mu_);
   std::int64_t t = now();
   auto block_until = [&](std::int64_t at) { not_before_ = std::max(not_before_, at); };
@@ -248,17 +257,20 @@ void QuotaScheduler::observe(int status, const Headers& h) {
     if (interval > limits_.burst_window_ms) limits_.burst_window_ms = interval;
     if (limits_.margin_ms < 0) margin_ = std::clamp<std::int64_t>(limits_.burst_window_ms / 50, 20, 1000);
   }
-  if (remaining >= 0 && limits_.burst_requests > 0 && remaining <= burst_reserve()) {
-    if (reset_ms >= 0) {
-      // Pipedrive says when its window resets (whole seconds: round up by the margin).
-      block_until(t + reset_ms + margin_);
-    } else {
-      // HubSpot does not; our own log already waits for our own requests. Only when the platform
-      // has fewer left than our log accounts for (another integration is busy) wait a whole window.
-      prune(t);
-      std::size_t eff = static_cast<std::size_t>(limits_.burst_requests - burst_reserve());
-      if (sent_.size() < eff) block_until(t + limits_.burst_window_ms + margin_);
-    }
+  if (remaining >= 0 && limits_.burst_requests > 0 && remaining <= burst_reserve() && reset_ms >= 0) {
+    // Pipedrive says when its window resets (whole seconds: round up by the margin).
+    block_until(t + reset_ms + margin_);
+  } else if (remaining >= 0 && limits_.burst_requests > 0) {
+    // HubSpot does not. Our log already paces our own requests; when the platform has fewer left
+    // than the log leaves us, the difference was sent by someone else (or by an earlier process of
+    // ours): count it as sent now, so it leaves our window when it must have left the platform's.
+    // Requests acquired after the one answered may not have reached the platform yet.
+    prune(t);
+    const std::int64_t eff = limits_.burst_requests - burst_reserve();
+    const std::int64_t ours_left = eff - static_cast<std::int64_t>(sent_.size());
+    const std::int64_t later = ticket > 0 && ticket <= seq_ ? static_cast<std::int64_t>(seq_ - ticket) : 0;
+    const std::int64_t platform_left = remaining - burst_reserve() - later;
+    for (std::int64_t n = std::min(ours_left, ours_left - platform_left); n > 0; --n) sent_.push_back(t);
   }
 
   std::int64_t daily_max = header_int(h, "X-HubSpot-RateLimit-Daily");

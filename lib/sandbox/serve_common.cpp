@@ -28,7 +28,13 @@ RateLimiter::Decision RateLimiter::take(std::int64_t now_ms, bool enforce) {
   d.window_ms = quota_.burst_window_ms;
   d.daily_max = quota_.daily_requests;
   const std::int64_t window = std::max<std::int64_t>(1, quota_.burst_window_ms);
-  if (window_start_ < 0 || now_ms - window_start_ >= window || now_ms < window_start_) {
+  if (rolling_) {
+    // The requests counted in (now - window, now]; a slot frees when the oldest leaves.
+    while (!arrivals_.empty() && (arrivals_.front() <= now_ms - window || arrivals_.front() > now_ms))
+      arrivals_.pop_front();
+    in_window_ = static_cast<std::int64_t>(arrivals_.size());
+    window_start_ = arrivals_.empty() ? now_ms : arrivals_.front();
+  } else if (window_start_ < 0 || now_ms - window_start_ >= window || now_ms < window_start_) {
     window_start_ = now_ms;
     in_window_ = 0;
   }
@@ -46,6 +52,7 @@ RateLimiter::Decision RateLimiter::take(std::int64_t now_ms, bool enforce) {
   } else {
     ++in_window_;
     ++in_day_;
+    if (rolling_ && quota_.burst_requests > 0) arrivals_.push_back(now_ms);
   }
   d.burst_remaining = std::max<std::int64_t>(0, quota_.burst_requests - in_window_);
   d.daily_remaining = std::max<std::int64_t>(0, quota_.daily_requests - in_day_);
@@ -341,7 +348,7 @@ Result<std::unique_ptr<net::HttpServer>> serve_sandbox(std::shared_ptr<SandboxCr
   ctx->crm = crm;
   ctx->options = options;
   ctx->quota = options.limits ? *options.limits : crm->quota();
-  ctx->limiter = std::make_unique<serve_internal::RateLimiter>(ctx->quota);
+  ctx->limiter = std::make_unique<serve_internal::RateLimiter>(ctx->quota, dialect == Dialect::kHubSpot);
   ctx->faults.set(options.faults ? *options.faults : crm->faults());
   // The faults are drawn per HTTP request from here on; the sandbox itself must not fault twice.
   crm->set_faults(FaultPlan{});

@@ -1190,6 +1190,97 @@ class HubSpot {
     return json_reply(200, json::object{{"results", to_list(from, to, ids)}});
   }
 
+  // What one association batch write did: like any other write request, it draws ONE fault and
+  // commits ONE transaction, whatever the number of inputs (a real platform's batch call succeeds
+  // or fails as one request; the sandbox must not fault, or fsync, per input).
+  struct BatchWrite {
+    internal::WriteFault fault;
+    std::optional<net::HttpResponse> refusal;  // a whole-call fault: nothing applied
+    bool unapplied = false;                    // a timeout/malformed fault that chose not to apply
+  };
+
+  // Validates every input (missing records → OBJECT_NOT_FOUND errors naming the id), merges the links
+  // per holder record (two inputs may touch the same record), and writes the holders' association
+  // fields in one run_write. Fills `results`/`errors` for the inputs in order.
+  template <typename IdOf>
+  Result<BatchWrite> associate_batch(const Link& link, const std::string& from, const std::string& to,
+                                     const json::array& inputs, const IdOf& id_of, json::array& results,
+                                     json::array& errors) {
+    struct Input {
+      std::string a, b, holder;
+    };
+    std::vector<Input> valid;
+    std::map<std::string, std::vector<std::string>> links;  // holder id → associated ids
+    std::vector<std::string> holders;                       // first-seen order
+    for (const auto& in : inputs) {
+      std::string a = id_of(in, "from");
+      std::string b = id_of(in, "to");
+      CMG_ASSIGN_OR_RETURN(auto ra, ctx_.crm->get(from, a));
+      CMG_ASSIGN_OR_RETURN(auto rb, ctx_.crm->get(to, b));
+      if (!ra || !rb) {
+        std::string missing = !ra ? a : b;
+        errors.push_back(json::object{{"status", "error"},
+                                      {"category", "OBJECT_NOT_FOUND"},
+                                      {"message", fmt::format("No {} with id {} exists", !ra ? singular(from) : singular(to), missing)},
+                                      {"context", json::object{{"ids", json::array{json::value(missing)}}}}});
+        continue;
+      }
+      const Record& holder_rec = link.forward ? *ra : *rb;
+      const std::string& other = link.forward ? b : a;
+      auto it = links.find(holder_rec.id);
+      if (it == links.end()) {
+        it = links.emplace(holder_rec.id, ids_in(holder_rec.fields.if_contains(link.field))).first;
+        holders.push_back(holder_rec.id);
+      }
+      if (std::find(it->second.begin(), it->second.end(), other) == it->second.end()) it->second.push_back(other);
+      valid.push_back({a, b, holder_rec.id});
+    }
+    BatchWrite out;
+    if (holders.empty()) return out;
+    std::vector<WriteOp> ops;
+    for (const auto& h : holders) {
+      std::vector<std::string>& ids = links[h];
+      std::sort(ids.begin(), ids.end(), [](const std::string& x, const std::string& y) {
+        return x.size() != y.size() ? x.size() < y.size() : x < y;
+      });
+      WriteOp op;
+      op.kind = WriteOp::Kind::kUpdate;
+      op.id = h;
+      if (ids.size() == 1) {
+        op.fields[link.field] = ids.front();
+      } else {
+        json::array arr;
+        for (const auto& x : ids) arr.push_back(json::value(x));
+        op.fields[link.field] = std::move(arr);
+      }
+      ops.push_back(std::move(op));
+    }
+    CMG_ASSIGN_OR_RETURN(auto run, run_write(ctx_, link.holder->name, ops, error));
+    out.fault = run.fault;
+    if (run.refusal) {
+      out.refusal = std::move(run.refusal);
+      return out;
+    }
+    if (run.results.empty()) {
+      out.unapplied = true;
+      return out;
+    }
+    std::map<std::string, const WriteResult*> by_holder;
+    for (std::size_t i = 0; i < holders.size() && i < run.results.size(); ++i) by_holder[holders[i]] = &run.results[i];
+    for (const auto& in : valid) {
+      const WriteResult* r = by_holder[in.holder];
+      if (r && r->outcome == WriteResult::Outcome::kFailed) {
+        errors.push_back(json::object{{"status", "error"},
+                                      {"category", "VALIDATION_ERROR"},
+                                      {"message", r->message.empty() ? std::string("association rejected") : r->message},
+                                      {"context", json::object{{"ids", json::array{json::value(in.b)}}}}});
+        continue;
+      }
+      results.push_back(association_result(from, in.a, to, in.b));
+    }
+    return out;
+  }
+
   Result<net::HttpResponse> association_batch(const std::string& from, const std::string& to, const std::string& op) {
     const std::string started = now_iso();
     std::string perr;
@@ -1224,18 +1315,20 @@ class HubSpot {
         results.push_back(json::object{{"from", json::object{{"id", id}}}, {"to", to_list(from, to, ids)}});
       }
     } else if (op == "create" || op == "associate/default") {
-      for (const auto& in : inputs) {
-        std::string a = id_of(in, "from");
-        std::string b = id_of(in, "to");
-        json::object entry;
-        CMG_ASSIGN_OR_RETURN(auto failure, associate(from, a, to, b, &entry));
-        if (failure) {
-          if (entry.empty()) return *failure;  // a whole-call fault (429, 5xx, reset, …)
-          errors.push_back(std::move(entry));
-          continue;
-        }
-        results.push_back(association_result(from, a, to, b));
+      CMG_ASSIGN_OR_RETURN(auto written, associate_batch(*link, from, to, inputs, id_of, results, errors));
+      if (written.refusal) return *written.refusal;
+      if (written.unapplied) return unapplied_reply(written.fault, ctx_);
+      json::object out{{"status", "COMPLETE"}, {"results", std::move(results)}, {"startedAt", started}, {"completedAt", now_iso()}};
+      net::HttpResponse res;
+      if (!errors.empty()) {
+        out["numErrors"] = errors.size();
+        out["errors"] = std::move(errors);
+        res = json_reply(207, out);
+      } else {
+        res = json_reply(201, out);
       }
+      decorate_write_reply(res, written.fault, ctx_);
+      return res;
     } else {
       return error(404, "OBJECT_NOT_FOUND", "No association batch operation \"" + op + "\"");
     }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,7 +22,9 @@ namespace cmg::sandbox::serve_internal {
 
 namespace json = boost::json;
 
-/// Fixed-window burst limit plus a daily count (UTC day), as both platforms declare them.
+/// Burst limit plus a daily count (UTC day). The burst window is fixed (Pipedrive: it announces
+/// when it resets) or rolling (HubSpot's TEN_SECONDLY_ROLLING policy: at most N requests in ANY
+/// window, so a client may use what has left the window instead of waiting for a reset).
 class RateLimiter {
  public:
   struct Decision {
@@ -34,13 +37,15 @@ class RateLimiter {
     std::int64_t daily_remaining = 0;
     std::int64_t retry_after_ms = 0;  // when !allowed
   };
-  explicit RateLimiter(const Quota& q) : quota_(q) {}
+  explicit RateLimiter(const Quota& q, bool rolling = false) : quota_(q), rolling_(rolling) {}
   /// Counts one request at `now_ms` (a rejected one is not counted). Thread-safe.
   Decision take(std::int64_t now_ms, bool enforce);
 
  private:
   std::mutex mu_;
   Quota quota_;
+  bool rolling_ = false;
+  std::deque<std::int64_t> arrivals_;  // rolling: the counted requests inside the window
   std::int64_t window_start_ = -1;
   std::int64_t in_window_ = 0;
   std::int64_t day_ = -1;

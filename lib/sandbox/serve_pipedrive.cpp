@@ -351,6 +351,7 @@ class Pipedrive {
       if (rest.size() == 1 && rest[0] == "users" && m == "GET") return users();
       if (rest.size() == 2 && rest[0] == "users" && m == "GET") return user(rest[1]);
       if (rest.size() == 1 && rest[0] == "noteFields" && m == "GET") return note_fields();
+      if (rest.size() == 2 && rest[0] == "deals" && rest[1] == "summary" && m == "GET") return deals_summary();
       if (rest[0] == "notes") {
         if (rest.size() == 1 && m == "GET") return list_notes();
         if (rest.size() == 1 && m == "POST") return write_note("");
@@ -689,6 +690,77 @@ class Pipedrive {
       data.push_back(std::move(o));
     }
     return ok(std::move(data), json::object{});
+  }
+
+  // ---- v1 deals summary ----
+
+  // GET /v1/deals/summary?status&user_id&pipeline_id&stage_id: counts and values of the deals (the
+  // sandbox has no archived deals, so every deal counts), per currency. The sandbox converts no
+  // currencies: the "converted" values are the sums as they are. filter_id is not modelled (400).
+  Result<net::HttpResponse> deals_summary() {
+    if (auto f = read_fault(ctx_, error)) return *f;
+    if (!req_.query("filter_id").empty()) return pipedrive_error(400, "filter_id is not supported by the sandbox");
+    std::string status = req_.query("status");
+    if (!status.empty() && status != "open" && status != "won" && status != "lost")
+      return pipedrive_error(400, "Invalid status: open, won or lost");
+    std::vector<std::pair<const char*, std::string>> eq;  // sandbox field → wanted value
+    if (!status.empty()) eq.emplace_back("status", status);
+    if (std::string v = req_.query("user_id"); !v.empty()) eq.emplace_back("user_id", v);
+    if (std::string v = req_.query("pipeline_id"); !v.empty()) eq.emplace_back("pipeline_id", v);
+    if (std::string v = req_.query("stage_id"); !v.empty()) eq.emplace_back("stage_id", v);
+    CMG_ASSIGN_OR_RETURN(auto records, all_records(*ctx_.crm, "deals"));
+    struct Sum {
+      double value = 0, weighted = 0;
+      std::int64_t count = 0;
+    };
+    std::map<std::string, Sum> by_currency;
+    std::int64_t total = 0;
+    double total_value = 0, total_weighted = 0;
+    auto number = [](const json::value* v) {
+      if (!v || v->is_null()) return 0.0;
+      if (v->is_number()) return v->to_number<double>();
+      try {
+        return std::stod(value_to_text(*v));
+      } catch (...) {
+        return 0.0;
+      }
+    };
+    for (const auto& r : records) {
+      bool keep = true;
+      for (const auto& [field, want] : eq) {
+        const auto* v = r.fields.if_contains(field);
+        if (!v || value_to_text(*v) != want) keep = false;
+      }
+      if (!keep) continue;
+      ++total;
+      double value = number(r.fields.if_contains("value"));
+      const auto* p = r.fields.if_contains("probability");
+      double weighted = value * (p && !p->is_null() ? number(p) / 100.0 : 1.0);
+      const auto* c = r.fields.if_contains("currency");
+      Sum& sum = by_currency[c && !value_is_blank(*c) ? value_to_text(*c) : std::string("EUR")];
+      sum.value += value;
+      sum.weighted += weighted;
+      ++sum.count;
+      total_value += value;
+      total_weighted += weighted;
+    }
+    auto formatted = [](const std::string& currency, double v) { return fmt::format("{} {:.2f}", currency, v); };
+    json::object values, weighted;
+    for (const auto& [cur, sum] : by_currency) {
+      values[cur] = json::object{{"value", sum.value},
+                                 {"count", sum.count},
+                                 {"value_converted", sum.value},
+                                 {"value_formatted", formatted(cur, sum.value)},
+                                 {"value_converted_formatted", formatted(cur, sum.value)}};
+      weighted[cur] = json::object{{"value", sum.weighted}, {"count", sum.count}, {"value_formatted", formatted(cur, sum.weighted)}};
+    }
+    return ok(json::object{{"values_total", std::move(values)},
+                           {"weighted_values_total", std::move(weighted)},
+                           {"total_count", total},
+                           {"total_currency_converted_value", total_value},
+                           {"total_weighted_currency_converted_value", total_weighted},
+                           {"total_currency_converted_value_formatted", formatted("EUR", total_value)},
+                           {"total_weighted_currency_converted_value_formatted", formatted("EUR", total_weighted)}});
   }
 
   // ---- v1 users, notes ----

@@ -296,6 +296,16 @@ json::object run_once(const RunSpec& spec, const std::string& config_path, std::
     auto r = m->run(cmg::RunOptions{});
     check(r.status(), "run");
     out["run_state"] = r->state;  // "incomplete" expected (queue items open); "halted" = error-rate halt
+    // Why the run left write failures behind (retries_exhausted items: the first few problems).
+    cmg::QueueFilter exhausted;
+    exhausted.reason = "retries_exhausted";
+    if (auto items = m->queue_list(exhausted, 0, 100000); items.is_ok()) {
+      json::array sample;
+      for (const auto& it : *items)
+        if (sample.size() < 3) sample.push_back(it.contains("problems") ? it.at("problems") : json::value());
+      out["run_retries_exhausted"] = static_cast<std::int64_t>(items->size());
+      out["run_retries_exhausted_samples"] = std::move(sample);
+    }
   }
   phases["fixes"] = now_ms();
   auto m2 = open(true);
@@ -318,13 +328,20 @@ json::object run_once(const RunSpec& spec, const std::string& config_path, std::
   double wall_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
   // What is left open, by reason (diagnostics for an incomplete run).
   json::object open_by_reason;
+  json::object samples;  // the first problems of each reason (why an item is open)
   if (auto items = m2->queue_list(cmg::QueueFilter{}, 0, 100000); items.is_ok())
     for (const auto& it : *items)
       if (const auto* reason = it.if_contains("reason"); reason && reason->is_string()) {
         auto& n = open_by_reason[reason->get_string()];
         n = n.is_int64() ? n.as_int64() + 1 : 1;
+        auto& sample = samples[reason->get_string()];
+        if (!sample.is_array()) sample = json::array{};
+        if (sample.as_array().size() < 3)
+          sample.as_array().push_back(json::object{{"id", it.contains("id") ? it.at("id") : json::value()},
+                                                   {"problems", it.contains("problems") ? it.at("problems") : json::value()}});
       }
   out["queue_open_by_reason"] = std::move(open_by_reason);
+  out["queue_open_samples"] = std::move(samples);
   m2.reset();
 
   auto hs_log = hs_proxy.entries();

@@ -12,7 +12,10 @@
 
 #include "crmmigrate/connectors/pipedrive.hpp"
 #include "crmmigrate/core/time.hpp"
+#include "crmmigrate/sandbox/sandbox.hpp"
+#include "crmmigrate/sandbox/serve.hpp"
 #include "pipeline/fault_util.hpp"
+#include "test_util.hpp"
 
 namespace json = boost::json;
 namespace net = cmg::net;
@@ -670,4 +673,50 @@ TEST_CASE("pipedrive options: token only from the environment, never echoed") {
             .status()
             .code() == Code::kConfig);
   ::unsetenv("CMG_PD_TEST_TOKEN");
+}
+
+TEST_CASE("pipedrive connector: count of deals from GET /v1/deals/summary over the sandbox's Pipedrive dialect") {
+  TempDir dir;
+  auto crm = cmg::sandbox::SandboxCrm::create(dir.sub("pd"), "pipedrive");
+  REQUIRE_MESSAGE(crm.is_ok(), crm.status().to_string());
+  REQUIRE((*crm)->set_user(cmg::User{"7", "ana@example.com", "Ana Lopez", true}).is_ok());
+  std::vector<cmg::sandbox::NewRecord> deals(5);
+  for (std::size_t i = 0; i < deals.size(); ++i)
+    deals[i].fields = json::object{{"title", "Deal " + std::to_string(i)}, {"value", 100 * (i + 1)},
+                                   {"currency", i < 3 ? "EUR" : "USD"}, {"status", i == 4 ? "won" : "open"},
+                                   {"pipeline_id", 1}, {"stage_id", 1}, {"user_id", 7}};
+  REQUIRE((*crm)->insert_many("deals", deals).is_ok());
+  cmg::sandbox::SandboxServeOptions so;
+  so.token = "pd-count-token";
+  so.limits = cmg::Quota{100000, 2000, 0, 100};
+  auto server = cmg::sandbox::serve_sandbox(*crm, cmg::sandbox::Dialect::kPipedrive, so);
+  REQUIRE_MESSAGE(server.is_ok(), server.status().to_string());
+  pd::Options o;
+  o.base_url = "http://127.0.0.1:" + std::to_string((*server)->port());
+  o.token = "pd-count-token";
+  o.limits = net::QuotaLimits{};
+  auto c = pd::make_connector(o);
+  REQUIRE(c.is_ok());
+  auto n = (*c)->count("deals");
+  REQUIRE_MESSAGE(n.is_ok(), n.status().to_string());
+  CHECK(*n == 5);
+  // Lists with no count in the API stay unknown.
+  CHECK((*c)->count("persons").value() == -1);
+  CHECK((*c)->count("notes").value() == -1);
+  // The summary itself, per status and currency.
+  net::ClientOptions co;
+  co.base_url = o.base_url;
+  co.secret_headers = {{"x-api-token", "pd-count-token"}};
+  auto http = net::HttpClient::create(co);
+  REQUIRE(http.is_ok());
+  net::HttpRequest req;
+  req.target = "/v1/deals/summary?status=open";
+  auto r = (*http)->send(req);
+  REQUIRE(r.is_ok());
+  REQUIRE(r->status == 200);
+  json::value body = json::parse(r->body);
+  CHECK(body.at("data").at("total_count").to_number<std::int64_t>() == 4);
+  CHECK(body.at("data").at("values_total").at("EUR").at("count").to_number<std::int64_t>() == 3);
+  CHECK(body.at("data").at("values_total").at("EUR").at("value").to_number<double>() == 600.0);
+  CHECK(body.at("data").at("values_total").at("USD").at("count").to_number<std::int64_t>() == 1);
 }

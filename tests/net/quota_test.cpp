@@ -133,6 +133,35 @@ TEST_CASE("quota: HubSpot headers lower the limits and a busy account slows us d
   CHECK(q.acquire().code() == cmg::Code::kUnavailable);
 }
 
+TEST_CASE("quota: requests the platform counted but we did not send are respected, with requests in flight") {
+  // An earlier process of ours (or another integration) used part of the window: the platform's
+  // Remaining is lower than our log leaves us. Two more of our requests are in flight when the reply
+  // to the first arrives, so the platform has not counted them yet.
+  auto clock = std::make_shared<FakeClock>();
+  cmg::net::QuotaScheduler q(limits(10, 1000), clock);
+  std::uint64_t first = 0, second = 0, third = 0;
+  REQUIRE(q.acquire(&first).is_ok());
+  REQUIRE(q.acquire(&second).is_ok());
+  REQUIRE(q.acquire(&third).is_ok());
+  CHECK(second == first + 1);
+  CHECK(third == first + 2);
+  const std::int64_t at = clock->t;
+  // 5 counted = our first + 4 others; our other 2 arrive later: 3 are left for new requests.
+  q.observe(200, {{"X-HubSpot-RateLimit-Max", "10"}, {"X-HubSpot-RateLimit-Remaining", "5"}}, first);
+  for (int i = 0; i < 3; ++i) REQUIRE(q.acquire().is_ok());
+  CHECK(clock->t == at);
+  REQUIRE(q.acquire().is_ok());
+  CHECK(clock->t - at == 1000);  // the 11th request of the platform's window waits for the window
+  // A reply that agrees with our log adds nothing.
+  cmg::net::QuotaScheduler calm(limits(10, 1000), clock);
+  std::uint64_t tk = 0;
+  REQUIRE(calm.acquire(&tk).is_ok());
+  calm.observe(200, {{"X-HubSpot-RateLimit-Max", "10"}, {"X-HubSpot-RateLimit-Remaining", "9"}}, tk);
+  const std::int64_t calm_at = clock->t;
+  for (int i = 0; i < 9; ++i) REQUIRE(calm.acquire().is_ok());
+  CHECK(clock->t == calm_at);
+}
+
 TEST_CASE("quota: Pipedrive headers (remaining 0 waits for the announced reset)") {
   auto clock = std::make_shared<FakeClock>();
   auto l = limits(80, 2000);

@@ -19,9 +19,18 @@
 // Reads list with `after` paging (ascending ids); incremental reads search on the last-modified
 // property with a (timestamp, id) cursor and never page past the search API's 10,000-result cap.
 // Writes: batch upsert on the object's id_property (kUpsert) and batch update (kUpdate), 100 inputs
-// per request, then v4 default associations for the `associations.*` fields.
-// Every request goes through one QuotaScheduler (limits from the config, lowered by the
-// X-HubSpot-RateLimit-* headers; Retry-After honoured).
+// per request, then v4 default associations for the `associations.*` fields (one batch request per
+// target object, sent side by side on up to max_connections connections; retried here on transient
+// failures, since associating twice is harmless). Associations are only added: an update that
+// names another associated record leaves the earlier link in place (HubSpot records may carry
+// several, some made by people in HubSpot; removing is not the migration's call).
+// A batch upsert without a usable reply is resolved by reading its keys back on id_property:
+// found = applied (its associations are made), not found = not applied; either way nothing is
+// created twice, and WriteResult::outcome_unknown is never reported for upserts.
+// Every request goes through the account's QuotaScheduler (limits from the config, lowered by the
+// X-HubSpot-RateLimit-* headers, requests counted by HubSpot but not sent by us taken from
+// X-HubSpot-RateLimit-Remaining; Retry-After honoured), shared by the connectors to the same
+// account in the process.
 //
 // Secrets: the token is read from the environment once, sent only to base_url and never appears in
 // errors, logs or WriteResults.
@@ -102,7 +111,9 @@ class Connector : public Source, public Destination {
   Quota quota() const override;
   std::int64_t last_retry_after_ms() const override;
 
-  /// Requests sent, 429s received and time waited for the quota (tests, benchmarks).
+  /// Requests sent, 429s received and time waited for the quota since this connector was made
+  /// (tests, benchmarks). The quota itself is per account: connectors to the same base_url with the
+  /// same token and limits in one process share one scheduler (and its burst log).
   net::QuotaStats quota_stats() const;
   /// Milliseconds the quota needs for `n` more requests from now.
   std::int64_t eta_ms(std::int64_t n) const;

@@ -12,7 +12,8 @@
 // Reading: pages of up to 500 (`limit`, v2 `cursor`, v1 `start`); ordered by id, or — with
 // ReadOptions::since_updated_at — by (update_time, id) from `updated_since` (second precision, so
 // the first second is re-read and filtered to (since_updated_at, since_id) inclusive). count()
-// returns -1: Pipedrive has no count endpoint for these lists.
+// of deals asks GET /v1/deals/summary (total_count); for the other objects it returns -1: the
+// Pipedrive APIs have no count for those lists (no summary endpoint, no total in their paging).
 //
 // Writing: one record per request (Pipedrive has no batch endpoint), paced by a net::QuotaScheduler
 // built from `limits`. Upserts are idempotent through a custom field holding the source ID

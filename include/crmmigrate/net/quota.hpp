@@ -17,6 +17,13 @@
 //   -reset (seconds) and x-daily-requests-left; Retry-After (seconds or an HTTP date) on any
 //   response: no request is let through before it expires. A declared limit is lowered (never
 //   raised) by a smaller limit the platform announces.
+// - The platform's burst "remaining" count: when it is lower than what our own log leaves us —
+//   requests we did not send (another integration, or an earlier process of ours whose log died
+//   with it) — the difference is entered in the log as requests sent now, so they leave the window
+//   a full window later. With several requests in flight a reply is older than our latest sends:
+//   acquire() hands out a ticket and observe() takes it back, so the requests acquired after the one
+//   answered are counted as not yet seen by the platform (without a ticket the reply is taken as the
+//   latest). Pipedrive also says when its window resets: at 0 remaining we wait for that instead.
 //
 // Time comes from a cmg::Clock (the pipeline clock of lib/pipeline/pipeline_internal.hpp: steady ms
 // and a sleep that a test clock turns into advancing time). A null clock means "the pipeline clock
@@ -76,10 +83,11 @@ class QuotaScheduler {
   /// Waits (sleeping on the clock) until one more request is allowed, then counts it as sent.
   /// Errors: kUnavailable when the wait would exceed max_wait_ms (the daily budget is spent or the
   /// platform asked for a longer pause); the message says how long and why.
-  Status acquire();
+  /// `ticket` (optional) receives the request's sequence number for observe().
+  Status acquire(std::uint64_t* ticket = nullptr);
   /// Updates the state from a response (`status` 429 counts as throttled; Retry-After honoured on
-  /// every status).
-  void observe(int status, const Headers& headers);
+  /// every status). `ticket`: the one acquire() gave for the request answered; 0 = the latest.
+  void observe(int status, const Headers& headers, std::uint64_t ticket = 0);
   /// Blocks every request until now + `ms` (a later deadline wins), e.g. a Retry-After the caller
   /// parsed itself.
   void defer(std::int64_t ms);
@@ -91,6 +99,9 @@ class QuotaScheduler {
   std::int64_t effective_daily() const;
   QuotaLimits limits() const;
   QuotaStats stats() const;
+  /// True when none of our requests is left in the burst window and no pause is pending: a fresh
+  /// scheduler with the same limits would let the same requests through.
+  bool idle() const;
 
  private:
   std::int64_t now() const;
@@ -111,6 +122,7 @@ class QuotaScheduler {
   std::int64_t day_used_ = 0;              // requests sent in the local daily window
   std::int64_t platform_daily_left_ = -1;  // from the last response carrying it (-1 = unknown)
   std::int64_t sent_since_daily_header_ = 0;
+  std::uint64_t seq_ = 0;                  // tickets handed out by acquire()
   QuotaStats stats_;
 };
 

@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include <boost/json.hpp>
 
@@ -169,16 +173,47 @@ Result<Options> options_from_json(const json::value& v, const std::string& path,
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+// One scheduler per HubSpot account in this process: the same origin, token and declared limits
+// (and quota clock). Connectors made one after the other for the same account — a run, then the
+// reprocess of its queue; the console beside a run — share its burst log, so the second does not
+// start from an empty log while the first one's requests are still in the platform's window (it
+// would take a 429 for it). A scheduler is dropped once idle (nothing of ours left in its window).
+std::shared_ptr<net::QuotaScheduler> account_quota(const Options& o) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<net::QuotaScheduler>> by_account;
+  const net::QuotaLimits& l = o.limits;
+  std::string key = o.base_url + '\x1f' + std::to_string(std::hash<std::string>{}(o.token)) + '\x1f' +
+                    std::to_string(l.burst_requests) + '/' + std::to_string(l.burst_window_ms) + '/' +
+                    std::to_string(l.daily_requests) + '/' + std::to_string(l.reserve) + '/' +
+                    std::to_string(l.margin_ms) + '/' + std::to_string(l.max_wait_ms) + '\x1f' +
+                    std::to_string(reinterpret_cast<std::uintptr_t>(o.clock.get()));
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = by_account.begin(); it != by_account.end();) {
+    if (it->first != key && it->second.use_count() == 1 && it->second->idle()) it = by_account.erase(it);
+    else ++it;
+  }
+  auto& q = by_account[key];
+  if (!q) q = std::make_shared<net::QuotaScheduler>(l, o.clock);
+  return q;
+}
+
+}  // namespace
+
 struct Connector::Impl {
   Options opts;
   std::unique_ptr<net::HttpClient> http;
-  net::QuotaScheduler quota;
+  std::shared_ptr<net::QuotaScheduler> account;  // shared with other connectors to the same account
+  net::QuotaScheduler& quota;
+  net::QuotaStats stats_at_start;  // quota_stats() counts from here
   std::mutex mu;
   std::optional<Schema> schema_cache;
   std::atomic<std::int64_t> last_retry_after{0};
 
   Impl(Options o, std::unique_ptr<net::HttpClient> h)
-      : opts(std::move(o)), http(std::move(h)), quota(opts.limits, opts.clock) {}
+      : opts(std::move(o)), http(std::move(h)), account(account_quota(opts)), quota(*account),
+        stats_at_start(quota.stats()) {}
 
   // ---- objects and their options ----
 
@@ -219,7 +254,8 @@ struct Connector::Impl {
   Result<net::HttpResponse> send(const std::string& method, const std::string& target, const std::string& body,
                                  bool* maybe_sent = nullptr) {
     if (maybe_sent) *maybe_sent = false;
-    CMG_RETURN_IF_ERROR(quota.acquire());
+    std::uint64_t ticket = 0;
+    CMG_RETURN_IF_ERROR(quota.acquire(&ticket));
     net::HttpRequest req;
     req.method = method;
     req.target = target;
@@ -229,7 +265,7 @@ struct Connector::Impl {
     }
     auto r = http->send(req, maybe_sent);
     if (!r.is_ok()) return redact(Status(r.status().code(), "hubspot: " + r.status().message()));
-    quota.observe(r->status, r->headers);
+    quota.observe(r->status, r->headers, ticket);
     return r;
   }
 
@@ -381,26 +417,60 @@ struct Connector::Impl {
       props.push_back(oo.updated_property);
   }
 
-  // Fills `associations.<to>` of each record (v4 batch read, 100 ids per request).
+  // Associated ids of `ids` in each target of `assocs` (v4 batch read, 100 ids per request; the
+  // requests side by side on up to max_connections connections). out[t][id] = ids in target t.
+  using AssocMaps = std::vector<std::map<std::string, std::vector<std::string>>>;
+  Status fetch_associations(const std::string& object, const std::vector<std::string>& ids,
+                            const std::vector<std::string>& assocs, AssocMaps& out) {
+    out.assign(assocs.size(), {});
+    if (ids.empty() || assocs.empty()) return Status::ok();
+    struct Part {
+      std::size_t target;
+      std::size_t from;
+      std::map<std::string, std::vector<std::string>> found;
+    };
+    std::vector<Part> parts;
+    for (std::size_t t = 0; t < assocs.size(); ++t)
+      for (std::size_t i = 0; i < ids.size(); i += kBatchMax) parts.push_back({t, i, {}});
+    std::vector<std::function<Status()>> tasks;
+    for (auto& part : parts) {
+      tasks.push_back([&, p = &part]() -> Status {
+        std::string target = "/crm/v4/associations/" + net::url_encode(object) + "/" +
+                             net::url_encode(assocs[p->target]) + "/batch/read";
+        json::array inputs;
+        for (std::size_t j = p->from; j < std::min(ids.size(), p->from + kBatchMax); ++j)
+          inputs.push_back(json::object{{"id", ids[j]}});
+        CMG_ASSIGN_OR_RETURN(auto r, send_post_tolerant(target, json::serialize(json::object{{"inputs", std::move(inputs)}})));
+        CMG_ASSIGN_OR_RETURN(p->found, parse_association_batch(r.body, what("POST", target)));
+        return Status::ok();
+      });
+    }
+    CMG_RETURN_IF_ERROR(run_parallel(tasks));
+    for (auto& part : parts)
+      for (auto& [id, to] : part.found) out[part.target][id] = std::move(to);
+    return Status::ok();
+  }
+
+  // Sets `associations.<to>` of each record from maps fetched by fetch_associations (the first,
+  // i.e. smallest, associated id — what the sandbox and the pipeline keep as the reference).
+  static void apply_associations(std::vector<Record>& recs, const std::vector<std::string>& assocs, const AssocMaps& maps) {
+    for (std::size_t t = 0; t < assocs.size() && t < maps.size(); ++t)
+      for (auto& rec : recs) {
+        auto it = maps[t].find(rec.id);
+        if (it != maps[t].end() && !it->second.empty())
+          rec.fields[std::string(kAssocPrefix) + assocs[t]] = it->second.front();
+      }
+  }
+
+  // Fills `associations.<to>` of each record.
   Status attach_associations(const std::string& object, std::vector<Record>& recs,
                              const std::vector<std::string>& assocs) {
-    if (recs.empty()) return Status::ok();
-    for (const auto& to : assocs) {
-      std::string target = "/crm/v4/associations/" + net::url_encode(object) + "/" + net::url_encode(to) + "/batch/read";
-      for (std::size_t i = 0; i < recs.size(); i += kBatchMax) {
-        json::array inputs;
-        for (std::size_t j = i; j < std::min(recs.size(), i + kBatchMax); ++j)
-          inputs.push_back(json::object{{"id", recs[j].id}});
-        auto r = send_post_tolerant(target, json::serialize(json::object{{"inputs", std::move(inputs)}}));
-        if (!r.is_ok()) return r.status();
-        CMG_ASSIGN_OR_RETURN(auto by_id, parse_association_batch(r->body, what("POST", target)));
-        for (std::size_t j = i; j < std::min(recs.size(), i + kBatchMax); ++j) {
-          auto it = by_id.find(recs[j].id);
-          if (it != by_id.end() && !it->second.empty())
-            recs[j].fields[std::string(kAssocPrefix) + to] = it->second.front();
-        }
-      }
-    }
+    if (recs.empty() || assocs.empty()) return Status::ok();
+    std::vector<std::string> ids;
+    for (const auto& r : recs) ids.push_back(r.id);
+    AssocMaps maps;
+    CMG_RETURN_IF_ERROR(fetch_associations(object, ids, assocs, maps));
+    apply_associations(recs, assocs, maps);
     return Status::ok();
   }
 
@@ -657,7 +727,10 @@ struct Connector::Impl {
     return Status::ok();
   }
 
-  // v4 default associations for the `associations.*` fields of the ops that succeeded.
+  // v4 default associations for the `associations.*` fields of the ops that succeeded. The requests
+  // (one per target object and 100 inputs) are independent, so they are sent side by side on up to
+  // max_connections connections; each collects its failures apart and they are merged afterwards
+  // (an op linked to two targets may fail in both: a permanent refusal wins over a transient one).
   Status associate(const std::string& object, const std::vector<WriteOp>& ops, std::vector<WriteResult>& results) {
     std::map<std::string, std::vector<std::size_t>> by_target;
     for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -665,18 +738,59 @@ struct Connector::Impl {
       for (const auto& [k, v] : ops[i].fields)
         if (is_assoc_field(k) && !value_is_blank(v)) by_target[std::string(k.substr(kAssocPrefix.size()))].push_back(i);
     }
+    struct Chunk {
+      std::string to;
+      std::vector<std::size_t> idx;
+      std::map<std::size_t, WriteResult> failed;
+    };
+    std::vector<Chunk> chunks;
     for (auto& [to, idx] : by_target) {
-      for (std::size_t s = 0; s < idx.size(); s += kBatchMax) {
-        std::vector<std::size_t> chunk(idx.begin() + static_cast<std::ptrdiff_t>(s),
-                                       idx.begin() + static_cast<std::ptrdiff_t>(std::min(idx.size(), s + kBatchMax)));
-        CMG_RETURN_IF_ERROR(associate_chunk(object, to, ops, chunk, results));
+      for (std::size_t s = 0; s < idx.size(); s += kBatchMax)
+        chunks.push_back({to,
+                          std::vector<std::size_t>(idx.begin() + static_cast<std::ptrdiff_t>(s),
+                                                   idx.begin() + static_cast<std::ptrdiff_t>(std::min(idx.size(), s + kBatchMax))),
+                          {}});
+    }
+    std::vector<std::function<Status()>> tasks;
+    for (auto& c : chunks)
+      tasks.push_back([&, cp = &c] { return associate_chunk(object, cp->to, ops, cp->idx, results, cp->failed); });
+    CMG_RETURN_IF_ERROR(run_parallel(tasks));
+    for (auto& c : chunks) {
+      for (auto& [i, f] : c.failed) {
+        WriteResult& w = results[i];
+        if (w.outcome == WriteResult::Outcome::kFailed && !w.retryable) continue;  // already refused for good
+        if (w.outcome == WriteResult::Outcome::kFailed && f.retryable) continue;    // keep the first transient one
+        w = std::move(f);
       }
     }
     return Status::ok();
   }
 
+  // Runs `tasks` on up to max_connections threads (the calling one included); the first error wins.
+  Status run_parallel(std::vector<std::function<Status()>>& tasks) {
+    const std::size_t width = std::min<std::size_t>(tasks.size(), std::max(1u, opts.max_connections));
+    if (width <= 1) {
+      for (auto& t : tasks) CMG_RETURN_IF_ERROR(t());
+      return Status::ok();
+    }
+    std::vector<Status> st(tasks.size());
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+      for (std::size_t i = next++; i < tasks.size(); i = next++) st[i] = tasks[i]();
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t k = 1; k < width; ++k) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    for (auto& x : st) CMG_RETURN_IF_ERROR(x);
+    return Status::ok();
+  }
+
+  // One association request for ops[idx] (whose results hold their record ids; read only here).
+  // Failures go to `failed` (op index → result), never to `results`, so chunks can run in parallel.
   Status associate_chunk(const std::string& object, const std::string& to, const std::vector<WriteOp>& ops,
-                         const std::vector<std::size_t>& idx, std::vector<WriteResult>& results) {
+                         const std::vector<std::size_t>& idx, const std::vector<WriteResult>& results,
+                         std::map<std::size_t, WriteResult>& failed) {
     if (idx.empty()) return Status::ok();
     std::string field = std::string(kAssocPrefix) + to;
     std::string target = "/crm/v4/associations/" + net::url_encode(object) + "/" + net::url_encode(to) +
@@ -686,13 +800,30 @@ struct Connector::Impl {
     for (auto i : idx)
       inputs.push_back(json::object{{"from", json::object{{"id", results[i].id}}},
                                     {"to", json::object{{"id", value_to_text(ops[i].fields.at(field))}}}});
-    auto r = send("POST", target, json::serialize(json::object{{"inputs", std::move(inputs)}}));
+    // Associating a pair twice is harmless (associate/default keeps one default link), so a
+    // transient failure — 429, 5xx, reset, timeout, lost reply — is retried here, for this request
+    // only; the records themselves are already written and are not sent again for it.
+    const std::string body = json::serialize(json::object{{"inputs", std::move(inputs)}});
+    Result<net::HttpResponse> r = Status(Code::kUnavailable, w + ": not sent");
+    for (int attempt = 1; attempt <= std::max(1, opts.max_read_attempts); ++attempt) {
+      r = send("POST", target, body);
+      bool again = r.is_ok() ? transient(r->status)
+                             : r.status().message().find("budget") == std::string::npos &&
+                                   r.status().message().find("pause") == std::string::npos;
+      if (!again || attempt == std::max(1, opts.max_read_attempts)) break;
+      quota.defer(std::min<std::int64_t>(200LL << (attempt - 1), 10000));
+    }
     auto transient_fail = [&](int status, int retry_after, const std::string& msg) {
       // The records are written; sending the same ops again is harmless (upsert + idempotent associate).
       for (auto i : idx) {
-        std::string id = results[i].id;
-        fail_all(results, {i}, status, true, false, retry_after, msg);
-        results[i].id = id;
+        WriteResult& f = failed[i];
+        f = WriteResult{};
+        f.outcome = WriteResult::Outcome::kFailed;
+        f.id = results[i].id;
+        f.status = status;
+        f.retryable = true;
+        f.retry_after_ms = retry_after;
+        f.message = redact(msg);
       }
     };
     if (!r.is_ok()) {
@@ -718,19 +849,65 @@ struct Connector::Impl {
     if (idx.size() > 1) {
       std::vector<std::size_t> a(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(idx.size() / 2));
       std::vector<std::size_t> b(idx.begin() + static_cast<std::ptrdiff_t>(idx.size() / 2), idx.end());
-      CMG_RETURN_IF_ERROR(associate_chunk(object, to, ops, a, results));
-      return associate_chunk(object, to, ops, b, results);
+      CMG_RETURN_IF_ERROR(associate_chunk(object, to, ops, a, results, failed));
+      return associate_chunk(object, to, ops, b, results, failed);
     }
     std::size_t i = idx[0];
-    std::string id = results[i].id;
-    WriteResult& wr = results[i];
+    WriteResult& wr = failed[i];
     wr = WriteResult{};
     wr.outcome = WriteResult::Outcome::kFailed;
-    wr.id = id;
+    wr.id = results[i].id;
     wr.status = 400;
-    wr.message = redact("association " + object + " " + id + " → " + to + " refused: " + errors.front().message.substr(0, 300));
+    wr.message = redact("association " + object + " " + wr.id + " → " + to + " refused: " + errors.front().message.substr(0, 300));
     wr.errors.push_back(FieldError{field, value_to_text(ops[i].fields.at(field)), "INVALID_ASSOCIATION", wr.message});
     return Status::ok();
+  }
+
+  // A batch upsert without a usable reply (reset, timeout, lost reply, cut-off body, 502/504) may or
+  // may not have been applied. Resolved here by reading its keys back on idProperty (batch read,
+  // retried like any read): found → applied, with the id HubSpot gave it, so its associations are
+  // made now like those of any other success; not found → not applied, and sending it again is safe
+  // (an upsert on idProperty updates the record it finds, it never creates a second one). When the
+  // read-back itself keeps failing the op is reported retryable but not outcome_unknown: the caller
+  // then sends it again (safe, as above) instead of confirming it by a look-up of its key, which
+  // would leave the record without the associations that follow the upsert.
+  void resolve_unknown_upserts(const std::string& object, const ObjectSchema& os, const std::vector<WriteOp>& ops,
+                               const std::vector<std::size_t>& idx, std::vector<WriteResult>& results) {
+    std::vector<std::string> keys;
+    for (auto i : idx)
+      if (results[i].outcome == WriteResult::Outcome::kFailed && results[i].outcome_unknown)
+        keys.push_back(ops[i].idempotency_key);
+    if (keys.empty()) return;
+    auto found = batch_read(object, keys, os.id_property, {os.id_property});
+    if (!found.is_ok()) {
+      // Still unknown. Sending the upsert again is safe all the same (it finds the record by its
+      // key), and unlike a look-up by the caller it also makes the record's associations.
+      for (auto i : idx) {
+        WriteResult& w = results[i];
+        if (w.outcome != WriteResult::Outcome::kFailed || !w.outcome_unknown) continue;
+        w.outcome_unknown = false;
+        w.message += redact(" (read-back on " + os.id_property + " failed: " + found.status().message().substr(0, 200) +
+                            "; the upsert is sent again, which cannot duplicate the record)");
+      }
+      return;
+    }
+    std::map<std::string, std::string> id_of;  // key → record id
+    for (const auto& rec : *found)
+      if (const auto* v = rec.fields.if_contains(os.id_property)) id_of.emplace(value_to_text(*v), rec.id);
+    for (auto i : idx) {
+      WriteResult& w = results[i];
+      if (w.outcome != WriteResult::Outcome::kFailed || !w.outcome_unknown) continue;
+      auto it = id_of.find(ops[i].idempotency_key);
+      if (it == id_of.end()) {
+        w.outcome_unknown = false;  // not applied: the caller sends it again
+        w.message += " (not applied: no record with " + os.id_property + " " + ops[i].idempotency_key + ")";
+        continue;
+      }
+      w = WriteResult{};
+      w.id = it->second;
+      w.outcome = WriteResult::Outcome::kUpdated;
+      w.status = 200;
+    }
   }
 
   Result<std::vector<WriteResult>> write(std::string_view object_sv, const std::vector<WriteOp>& ops) {
@@ -772,7 +949,10 @@ struct Connector::Impl {
         place(update_batches, update_keys, i, op.id);
       }
     }
-    for (const auto& b : upsert_batches) CMG_RETURN_IF_ERROR(send_batch(object, *os, ops, b, true, results));
+    for (const auto& b : upsert_batches) {
+      CMG_RETURN_IF_ERROR(send_batch(object, *os, ops, b, true, results));
+      resolve_unknown_upserts(object, *os, ops, b, results);
+    }
     for (const auto& b : update_batches) CMG_RETURN_IF_ERROR(send_batch(object, *os, ops, b, false, results));
     CMG_RETURN_IF_ERROR(associate(object, ops, results));
     return results;
@@ -961,11 +1141,9 @@ Connector::Connector(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Connector::~Connector() = default;
 
 Status Connector::check_access() {
-  std::string target = "/crm/v3/owners?limit=1";
-  auto r = impl_->send("GET", target, "");
-  if (!r.is_ok()) return r.status();
-  if (r->status >= 200 && r->status < 300) return Status::ok();
-  return impl_->http_error(*r, impl_->what("GET", target));
+  // Retried like any read: a 429/5xx/reset says nothing about the token (only 401/403 do, and
+  // read_call returns those at once as kPermissionDenied).
+  return impl_->read_call("GET", "/crm/v3/owners?limit=1", "").status();
 }
 
 Result<Schema> Connector::schema() { return impl_->schema(); }
@@ -1015,8 +1193,17 @@ Result<std::vector<std::optional<Record>>> Connector::read(std::string_view obje
   impl_->chosen(*os, {}, props, assocs);
   for (const auto& id : ids)
     if (is_numeric_id(id) && std::find(ask.begin(), ask.end(), id) == ask.end()) ask.push_back(id);
-  CMG_ASSIGN_OR_RETURN(auto recs, impl_->batch_read(std::string(object), ask, "", props));
-  CMG_RETURN_IF_ERROR(impl_->attach_associations(std::string(object), recs, assocs));
+  // The records and their associations are asked for side by side (the ids are known up front).
+  std::vector<Record> recs;
+  Impl::AssocMaps maps;
+  std::vector<std::function<Status()>> tasks;
+  tasks.push_back([&]() -> Status {
+    CMG_ASSIGN_OR_RETURN(recs, impl_->batch_read(std::string(object), ask, "", props));
+    return Status::ok();
+  });
+  tasks.push_back([&]() { return impl_->fetch_associations(std::string(object), ask, assocs, maps); });
+  CMG_RETURN_IF_ERROR(impl_->run_parallel(tasks));
+  Impl::apply_associations(recs, assocs, maps);
   std::vector<std::optional<Record>> out(ids.size());
   for (std::size_t i = 0; i < ids.size(); ++i)
     for (const auto& r : recs)
@@ -1075,7 +1262,13 @@ Quota Connector::quota() const {
 
 std::int64_t Connector::last_retry_after_ms() const { return impl_->last_retry_after.load(); }
 
-net::QuotaStats Connector::quota_stats() const { return impl_->quota.stats(); }
+net::QuotaStats Connector::quota_stats() const {
+  net::QuotaStats s = impl_->quota.stats();
+  s.acquired -= impl_->stats_at_start.acquired;
+  s.throttled -= impl_->stats_at_start.throttled;
+  s.waited_ms -= impl_->stats_at_start.waited_ms;
+  return s;
+}
 
 std::int64_t Connector::eta_ms(std::int64_t n) const { return impl_->quota.eta_ms(n); }
 

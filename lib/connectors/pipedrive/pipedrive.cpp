@@ -237,7 +237,8 @@ class PipedriveConnector : public Connector, public std::enable_shared_from_this
   Result<net::HttpResponse> send(const std::string& method, const std::string& target, const std::string& body,
                                  bool* maybe_sent = nullptr) {
     if (maybe_sent) *maybe_sent = false;
-    CMG_RETURN_IF_ERROR(quota_.acquire());
+    std::uint64_t ticket = 0;
+    CMG_RETURN_IF_ERROR(quota_.acquire(&ticket));
     net::HttpRequest req;
     req.method = method;
     req.target = target;
@@ -247,7 +248,7 @@ class PipedriveConnector : public Connector, public std::enable_shared_from_this
     }
     ++sent_;
     auto r = client_->send(req, maybe_sent);
-    if (r.is_ok()) quota_.observe(r->status, r->headers);
+    if (r.is_ok()) quota_.observe(r->status, r->headers, ticket);
     return r;
   }
 
@@ -416,9 +417,24 @@ class PipedriveConnector : public Connector, public std::enable_shared_from_this
     return schema_;
   }
 
+  // Of the objects read, only deals have a count in the v1/v2 APIs: GET /v1/deals/summary →
+  // data.total_count (the not-archived deals, which is what GET /api/v2/deals lists — archived ones
+  // have their own /deals/archived endpoint). The others (persons, organizations, notes, activities:
+  // no summary endpoint, no total in cursor or v1 pagination) report -1 = unknown, and the extract
+  // count check is skipped for them. A server without the endpoint (4xx) also gives -1.
   Result<std::int64_t> count(std::string_view object) override {
     if (!spec_of(object)) return unknown_object(object);
-    return std::int64_t{-1};
+    if (object != "deals") return std::int64_t{-1};
+    CMG_ASSIGN_OR_RETURN(auto r, get("/v1/deals/summary"));
+    if (r.status < 200 || r.status >= 300) return std::int64_t{-1};
+    boost::system::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    const json::object* o = ec ? nullptr : v.if_object();
+    const json::value* data = o ? o->if_contains("data") : nullptr;
+    const json::value* total = data && data->is_object() ? data->get_object().if_contains("total_count") : nullptr;
+    if (!total || !(total->is_int64() || total->is_uint64()) || (total->is_int64() && total->get_int64() < 0))
+      return parse_error("pipedrive: GET /v1/deals/summary: no data.total_count (a whole number) in the reply");
+    return total->to_number<std::int64_t>();
   }
 
   // ---- Source ----
