@@ -1,6 +1,9 @@
 #include "crmmigrate/core/dedup.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -80,22 +83,98 @@ class StringArena {
   std::size_t block_size_ = 0;
 };
 
+// The interner's slot array, zero-filled. A large one is mapped with transparent huge pages where
+// the system allows them (madvise): its lookups are random, and with 4 KiB pages each would also
+// miss the TLB.
+class SlotTable {
+ public:
+  SlotTable() = default;
+  ~SlotTable() { release(); }
+  SlotTable(const SlotTable&) = delete;
+  SlotTable& operator=(const SlotTable&) = delete;
+
+  // Replaces the contents with `n` zero slots; false when the memory cannot be had.
+  bool reset(std::size_t n) {
+    release();
+    const std::size_t bytes = n * sizeof(std::uint64_t);
+#if defined(MADV_HUGEPAGE)
+    constexpr std::size_t kHuge = std::size_t{2} << 20;
+    if (bytes >= kHuge) {
+      // Over-allocated by one huge page so that the table starts on a huge-page boundary.
+      void* base = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (base == MAP_FAILED) return false;
+      auto addr = reinterpret_cast<std::uintptr_t>(base);
+      auto aligned = (addr + kHuge - 1) & ~(static_cast<std::uintptr_t>(kHuge) - 1);
+      ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);  // a hint: ignored if refused
+      map_base_ = base;
+      map_len_ = bytes + kHuge;
+      p_ = reinterpret_cast<std::uint64_t*>(aligned);
+      n_ = n;
+      return true;
+    }
+#endif
+    p_ = static_cast<std::uint64_t*>(std::calloc(n, sizeof(std::uint64_t)));
+    if (!p_) return false;
+    n_ = n;
+    return true;
+  }
+  void swap(SlotTable& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(map_base_, o.map_base_);
+    std::swap(map_len_, o.map_len_);
+  }
+  std::uint64_t& operator[](std::size_t i) { return p_[i]; }
+  const std::uint64_t* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+
+ private:
+  void release() {
+    if (map_base_) ::munmap(map_base_, map_len_);
+    else std::free(p_);
+    p_ = nullptr;
+    n_ = 0;
+    map_base_ = nullptr;
+    map_len_ = 0;
+  }
+  std::uint64_t* p_ = nullptr;
+  std::size_t n_ = 0;
+  void* map_base_ = nullptr;  // set when mapped (then p_ points into it)
+  std::size_t map_len_ = 0;
+};
+
 // Interns (level, value) pairs to dense 32-bit ids. Open addressing; a slot holds the upper 32 bits
 // of the hash and id + 1, and a hit is always confirmed by comparing the stored bytes, so two
-// different values never share an id.
+// different values never share an id. (The hash only places values in the table: ids follow the
+// order of first insertion, so nothing the resolver decides depends on it.)
 class ValueInterner {
  public:
-  std::uint32_t intern(std::uint8_t level, std::string_view value, StringArena& arena) {
-    key_.assign(1, static_cast<char>(level));
-    key_.append(value.data(), value.size());
-    std::uint64_t h = std::hash<std::string_view>{}(key_);
-    if ((count_ + 1) * 4 > slots_.size() * 3) grow(arena);
+  static std::uint64_t hash(std::uint8_t level, std::string_view value) {
+    return std::hash<std::string_view>{}(value) ^ ((level + 1u) * 0x9E3779B97F4A7C15ULL);
+  }
+  // Starts loading the slot where (level, value) would be looked up; call a few values ahead.
+  void prefetch(std::uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(slots_.data() + home(static_cast<std::uint32_t>(h >> 32)));
+  }
+
+  // Makes room for `more` new values (so that intern() never grows the table); false when the
+  // memory cannot be had.
+  bool reserve(std::size_t more) {
+    while ((count_ + more) * 4 > slots_.size() * 3)
+      if (!grow()) return false;
+    return true;
+  }
+  // `h` = hash(level, value); room for one more value must have been reserved.
+  std::uint32_t intern(std::uint8_t level, std::string_view value, std::uint64_t h, StringArena& arena) {
     std::size_t mask = slots_.size() - 1;
     auto tag = static_cast<std::uint32_t>(h >> 32);
-    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    for (std::size_t i = home(tag);; i = (i + 1) & mask) {
       std::uint64_t slot = slots_[i];
       if (slot == 0) {
         std::uint32_t id = static_cast<std::uint32_t>(refs_.size());
+        key_.assign(1, static_cast<char>(level));
+        key_.append(value.data(), value.size());
         refs_.push_back(arena.add(key_));
         slots_[i] = (static_cast<std::uint64_t>(tag) << 32) | (id + 1u);
         ++count_;
@@ -103,31 +182,46 @@ class ValueInterner {
       }
       if (static_cast<std::uint32_t>(slot >> 32) == tag) {
         std::uint32_t id = static_cast<std::uint32_t>(slot & 0xFFFFFFFFu) - 1u;
-        if (arena.get(refs_[id]) == key_) return id;
+        std::string_view stored = arena.get(refs_[id]);
+        if (stored.size() == value.size() + 1 && static_cast<std::uint8_t>(stored[0]) == level &&
+            stored.substr(1) == value)
+          return id;
       }
     }
   }
   std::size_t size() const { return refs_.size(); }
 
  private:
-  void grow(const StringArena& arena) {
-    std::vector<std::uint64_t> old;
+  // A slot's home position is derived from its tag alone (Fibonacci hashing to the table's size),
+  // so growing never reads the values back from the arena (that was a cache miss per value).
+  // Values with the same home still differ in their tags: the tag keeps filtering 32 bits.
+  std::size_t home(std::uint32_t tag) const {
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(tag) * 0x9E3779B97F4A7C15ULL) >> (64 - bits_));
+  }
+  bool grow() {
+    SlotTable old;
     old.swap(slots_);
-    slots_.assign(old.empty() ? 1024 : old.size() * 2, 0);
+    const unsigned bits = old.empty() ? 10 : bits_ + 1;
+    if (!slots_.reset(std::size_t{1} << bits)) {
+      slots_.swap(old);
+      return false;
+    }
+    bits_ = bits;
     std::size_t mask = slots_.size() - 1;
-    for (std::uint64_t slot : old) {
+    for (std::size_t j = 0; j < old.size(); ++j) {
+      std::uint64_t slot = old[j];
       if (slot == 0) continue;
-      std::uint32_t id = static_cast<std::uint32_t>(slot & 0xFFFFFFFFu) - 1u;
-      std::uint64_t h = std::hash<std::string_view>{}(arena.get(refs_[id]));
-      std::size_t i = h & mask;
+      std::size_t i = home(static_cast<std::uint32_t>(slot >> 32));
       while (slots_[i] != 0) i = (i + 1) & mask;
       slots_[i] = slot;
     }
+    return true;
   }
 
-  std::vector<std::uint64_t> slots_;
+  SlotTable slots_;
   ChunkedVector<std::uint64_t> refs_;
   std::size_t count_ = 0;
+  unsigned bits_ = 0;  // slots_.size() == 1 << bits_
   std::string key_;
 };
 
@@ -215,6 +309,7 @@ struct Deduplicator::Impl {
   EntityTable source;
   EntityTable destination;
   std::vector<std::uint32_t> scratch;
+  std::vector<std::uint64_t> hashes;  // of the values being added (add())
 
   std::size_t levels() const { return keys.size(); }
 
@@ -241,13 +336,21 @@ struct Deduplicator::Impl {
         t.values.size() + 1024 >= kNone) {
       return invalid_argument("dedup: capacity of 2^32 entities or values exhausted");
     }
+    // The slots of all the entity's values are looked up together: their cache misses overlap.
+    hashes.clear();
+    for (std::size_t level = 0; level < levels(); ++level)
+      for (const std::string& v : values_per_level[level])
+        if (!v.empty()) hashes.push_back(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
+    if (!interner.reserve(hashes.size())) return Status(Code::kInternal, "dedup: out of memory for the value index");
+    for (std::uint64_t h : hashes) interner.prefetch(h);
     t.id_refs.push_back(arena.add(id));
     t.updated_at.push_back(updated_at);
+    std::size_t next = 0;
     for (std::size_t level = 0; level < levels(); ++level) {
       t.level_begin.push_back(static_cast<std::uint32_t>(t.values.size()));
       scratch.clear();
       for (const std::string& v : values_per_level[level]) {
-        if (!v.empty()) scratch.push_back(interner.intern(static_cast<std::uint8_t>(level), v, arena));
+        if (!v.empty()) scratch.push_back(interner.intern(static_cast<std::uint8_t>(level), v, hashes[next++], arena));
       }
       sort_unique(scratch);
       for (std::uint32_t v : scratch) t.values.push_back(v);
@@ -784,6 +887,12 @@ const std::vector<DedupKey>& Deduplicator::keys() const noexcept { return impl_-
 Status Deduplicator::add_source(std::string_view id, std::int64_t updated_at,
                                 const std::vector<std::vector<std::string>>& values_per_level) {
   return impl_->add(impl_->source, id, updated_at, values_per_level, "source");
+}
+
+void Deduplicator::prefetch(const std::vector<std::vector<std::string>>& values_per_level) const noexcept {
+  for (std::size_t level = 0; level < values_per_level.size() && level < 250; ++level)
+    for (const std::string& v : values_per_level[level])
+      if (!v.empty()) impl_->interner.prefetch(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
 }
 
 Status Deduplicator::add_destination(std::string_view id,

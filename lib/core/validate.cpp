@@ -54,15 +54,20 @@ void SchemaValidator::validate(const ObjectSchema& object, const Schema& schema,
   for (const auto& [name, v] : fields) {
     const FieldSchema* f = object.field(name);
     if (f && !f->read_only && value_is_blank(v)) continue;  // nothing to check (the common blank case)
-    std::string fname(name);
-    std::string text = value_to_text(v);
+    // A string's text is the string itself: copied only into a problem (the rare case).
+    std::string owned;
+    if (!v.is_string()) owned = value_to_text(v);
+    const std::string_view text_view = v.is_string() ? std::string_view(v.get_string()) : std::string_view(owned);
+    auto problem_text = [&] { return std::string(text_view); };
+    auto fname = [&] { return std::string(name.data(), name.size()); };
     if (!f) {
-      problems.push_back({Reason::kInvalidValue, fname, text, "unknown_field",
-                          "'" + fname + "' is not a field of " + object.name, ""});
+      problems.push_back({Reason::kInvalidValue, fname(), problem_text(), "unknown_field",
+                          "'" + fname() + "' is not a field of " + object.name, ""});
       continue;
     }
     if (f->read_only) {
-      problems.push_back({Reason::kInvalidValue, fname, text, "read_only", "'" + fname + "' is read-only in the destination", ""});
+      problems.push_back({Reason::kInvalidValue, fname(), problem_text(), "read_only",
+                          "'" + fname() + "' is read-only in the destination", ""});
       continue;
     }
     if (value_is_blank(v)) continue;
@@ -77,17 +82,17 @@ void SchemaValidator::validate(const ObjectSchema& object, const Schema& schema,
         if (!opts) {
           // The controlling value itself is invalid; that field reports it.
           if (!f->options_by.empty() && controlling.empty() && is_create)
-            problems.push_back({Reason::kInvalidValue, fname, text, "picklist",
-                                "'" + fname + "' depends on '" + f->options_by + "', which has no value", ""});
+            problems.push_back({Reason::kInvalidValue, fname(), problem_text(), "picklist",
+                                "'" + fname() + "' depends on '" + f->options_by + "', which has no value", ""});
           break;
         }
         bool ok = false;
-        for (const auto& o : *opts) ok = ok || o.value == text;
+        for (const auto& o : *opts) ok = ok || o.value == text_view;
         if (!ok)
-          problems.push_back({Reason::kInvalidValue, fname, text, "picklist",
-                              "'" + text + "' is not an option of '" + fname + "'" +
+          problems.push_back({Reason::kInvalidValue, fname(), problem_text(), "picklist",
+                              "'" + problem_text() + "' is not an option of '" + fname() + "'" +
                                   (controlling.empty() ? std::string() : " for " + f->options_by + " '" + controlling + "'"),
-                              suggest_option(text, *opts)});
+                              suggest_option(problem_text(), *opts)});
         break;
       }
       case FieldType::kNumber:
@@ -97,27 +102,30 @@ void SchemaValidator::validate(const ObjectSchema& object, const Schema& schema,
       case FieldType::kDateTime: {
         auto c = coerce_value(v, f->type);
         if (!c || (f->type == FieldType::kDate && !v.is_string()))
-          problems.push_back({Reason::kInvalidValue, fname, text, std::string("type:") + field_type_name(f->type),
-                              "'" + text + "' is not a valid " + field_type_name(f->type), ""});
+          problems.push_back({Reason::kInvalidValue, fname(), problem_text(),
+                              std::string("type:") + field_type_name(f->type),
+                              "'" + problem_text() + "' is not a valid " + field_type_name(f->type), ""});
         break;
       }
       case FieldType::kEmail:
-        if (!is_valid_email(text))
-          problems.push_back({Reason::kInvalidValue, fname, text, "email", "'" + text + "' is not a valid email address", ""});
+        if (!is_valid_email(text_view))
+          problems.push_back({Reason::kInvalidValue, fname(), problem_text(), "email",
+                              "'" + problem_text() + "' is not a valid email address", ""});
         break;
       case FieldType::kReference:
         if (f->references == "owners") {
           bool ok = false;
-          for (const auto& u : schema.users) ok = ok || u.id == text;
+          for (const auto& u : schema.users) ok = ok || u.id == text_view;
           if (!ok)
-            problems.push_back({Reason::kOwnerUnprovisioned, fname, text, "owner",
-                                "'" + text + "' is not a user of the destination", ""});
+            problems.push_back({Reason::kOwnerUnprovisioned, fname(), problem_text(), "owner",
+                                "'" + problem_text() + "' is not a user of the destination", ""});
         }
         break;
       default: break;
     }
-    if (f->max_length && (v.is_string() ? utf8_length(v.get_string()) : text.size()) > f->max_length)
-      problems.push_back({Reason::kInvalidValue, fname, text.size() > 80 ? text.substr(0, 77) + "..." : text,
+    if (f->max_length && (v.is_string() ? utf8_length(v.get_string()) : text_view.size()) > f->max_length)
+      problems.push_back({Reason::kInvalidValue, fname(),
+                          text_view.size() > 80 ? std::string(text_view.substr(0, 77)) + "..." : problem_text(),
                           "max_length:" + std::to_string(f->max_length),
                           "longer than " + std::to_string(f->max_length) + " characters", ""});
   }

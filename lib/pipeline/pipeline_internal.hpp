@@ -113,6 +113,8 @@ Result<T> RetryingDestination::with_retries(F&& call) {
   }
 }
 
+struct MapPass;  // run.cpp
+
 /// Per-call context of run/reprocess.
 struct RunCtx {
   const RunOptions* opts = nullptr;
@@ -157,7 +159,8 @@ struct Migration::Impl {
   Result<Report> run(const RunOptions& opts, bool reprocess, bool delta);
   Status record_config_version(std::int64_t* version);
   Status resolve_intents(RunCtx& ctx);
-  Result<StepResult> extract(const ObjectConfig& oc, RunCtx& ctx);
+  /// `fuse` (optional): map each record as it is read, into that pass (dry runs; see MapPass in run.cpp).
+  Result<StepResult> extract(const ObjectConfig& oc, RunCtx& ctx, MapPass* fuse = nullptr);
   Status release_for_reprocess(const ObjectConfig& oc, RunCtx& ctx);
   // delta.cpp
   Result<StepResult> delta_object(const ObjectConfig& oc, RunCtx& ctx);
@@ -165,7 +168,11 @@ struct Migration::Impl {
   /// [out]): dest_key_hash() of every (level, value) indexed, sorted — a filter that lets
   /// plan_object skip index lookups that cannot find anything.
   Status index_destination(const ObjectConfig& oc, std::vector<std::uint64_t>* key_hashes = nullptr);
-  Status plan_object(const ObjectConfig& oc, RunCtx& ctx);
+  /// Maps, deduplicates and validates the extracted records of `oc`. `fused`: the pass extract
+  /// already fed (its records are not mapped again).
+  Status plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass* fused = nullptr);
+  /// A phase-1 pass over `oc`: mapper, deduplicator, destination index rebuilt.
+  Result<std::unique_ptr<MapPass>> begin_map_pass(const ObjectConfig& oc);
   Result<StepResult> write_object(const ObjectConfig& oc, RunCtx& ctx);
   std::vector<std::vector<std::string>> dedup_keys(const ObjectConfig& oc, const boost::json::object& fields,
                                                    const std::string& external_id) const;

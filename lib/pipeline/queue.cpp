@@ -107,6 +107,12 @@ Status Migration::Impl::enqueue(Txn& t, const std::string& object, const std::st
   if (!item.contains("corrections")) item["corrections"] = json::object{};
   CMG_ASSIGN_OR_RETURN(auto src, get_json(t, state::kSrc, k));
   if (src) item["source"] = src->at("fields");
+  // "stages" (when each step handled the record) goes to the audit event, not the item.
+  json::value stages;
+  if (auto* sv = extra.if_contains("stages")) {
+    stages = std::move(*sv);
+    extra.erase("stages");
+  }
   for (auto& [ek, ev] : extra) {
     if (ek == "status" || ek == "id" || ek == "reason") continue;  // the item's own fields are not overridable
     item[ek] = ev;
@@ -117,6 +123,7 @@ Status Migration::Impl::enqueue(Txn& t, const std::string& object, const std::st
                   {"stage", stage}, {"problems", item.at("problems")}};
   if (ctx) ev["run"] = ctx->run_id;
   if (const auto* tr = item.if_contains("translations")) ev["translations"] = *tr;
+  if (stages.is_object()) ev["stages"] = std::move(stages);
   return state::append_audit(t, std::move(ev));
 }
 

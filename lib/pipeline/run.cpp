@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -36,11 +37,12 @@ namespace {
 
 constexpr std::size_t kExtractBatch = 1000;
 constexpr std::size_t kPlanBatch = 2000;
-// A dry run's scratch state is thrown away, so fewer, larger transactions cost nothing in safety.
-constexpr std::size_t kDryExtractBatch = 2000;
-constexpr std::size_t kDryPlanBatch = 5000;
+// A dry run's scratch state is thrown away, so its transactions could be any size; measured
+// (dry_run_bench), larger ones are slower: LMDB's dirty pages then no longer stay in cache.
+constexpr std::size_t kDryExtractBatch = 1000;
+constexpr std::size_t kDryPlanBatch = 2000;
 
-// The `mapped` db value: {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv"}
+// The `mapped` db value: {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv", "x", "m"}
 // (read back here and by the review console). Written as text in that member order, and read
 // back by plan_object's common case without a full parse (mapped_parts).
 struct MappedParts {
@@ -51,11 +53,16 @@ struct MappedParts {
 // npos when the text ends first.
 std::size_t skip_json_value(std::string_view s, std::size_t pos) {
   auto skip_string = [&](std::size_t p) -> std::size_t {  // p at the opening quote
+    // memchr to each quote; a quote preceded by an odd number of backslashes is escaped.
+    // (string_view::find_first_of with a two-character set would run a memchr per byte.)
     for (++p;;) {
-      const std::size_t q = s.find_first_of("\"\\", p);
-      if (q == std::string_view::npos) return q;
-      if (s[q] == '"') return q + 1;
-      p = q + 2;  // an escape: skip the escaped character
+      const void* q = p < s.size() ? std::memchr(s.data() + p, '"', s.size() - p) : nullptr;
+      if (!q) return std::string_view::npos;
+      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - s.data());
+      std::size_t backslashes = 0;
+      while (at - backslashes > p && s[at - backslashes - 1] == '\\') ++backslashes;
+      if (backslashes % 2 == 0) return at + 1;
+      p = at + 1;
     }
   };
   if (pos >= s.size()) return std::string_view::npos;
@@ -105,16 +112,30 @@ bool mapped_parts(std::string_view v, MappedParts& m) {
   return true;
 }
 
-// The JSON text of a string array (what json::serialize(to_array(v)) gives).
-std::string string_array_text(const std::vector<std::string>& v) {
-  if (v.empty()) return "[]";
-  std::string out = "[";
+// "x" and "m" of a `mapped` value (when the record was extracted and mapped; map_record writes
+// them last, so the last occurrence of each name is the member itself); 0 when absent.
+void mapped_times(std::string_view v, std::int64_t* extracted_at, std::int64_t* mapped_at) {
+  auto number = [&](std::string_view name) -> std::int64_t {
+    std::size_t p = v.rfind(name);
+    if (p == std::string_view::npos) return 0;
+    std::int64_t n = 0;
+    std::size_t digits = 0;  // at most 18: no overflow, whatever the stored text
+    for (p += name.size(); p < v.size() && v[p] >= '0' && v[p] <= '9' && digits < 18; ++p, ++digits)
+      n = n * 10 + (v[p] - '0');
+    return n;
+  };
+  *extracted_at = number(R"(,"x":)");
+  *mapped_at = number(R"(,"m":)");
+}
+
+// Appends the JSON text of a string array (what json::serialize(to_array(v)) gives).
+void append_string_array(std::string& out, const std::vector<std::string>& v) {
+  out.push_back('[');
   for (std::size_t i = 0; i < v.size(); ++i) {
     if (i) out.push_back(',');
     state::append_json_string(out, v[i]);
   }
   out.push_back(']');
-  return out;
 }
 
 // Parses `text` as a JSON object into `out`, reusing `parser`'s buffers (default storage, so the
@@ -130,8 +151,9 @@ bool parse_object_into(json::parser& parser, std::string_view text, json::object
   return true;
 }
 
-// A stored source copy (state::source_value) back into a Record, moving the parsed fields.
-bool parse_source(json::parser& parser, std::string_view text, Record& out) {
+// A stored source copy (state::source_value) back into a Record, moving the parsed fields;
+// `extracted_at` [out]: its "x" (0 when absent).
+bool parse_source(json::parser& parser, std::string_view text, Record& out, std::int64_t* extracted_at) {
   json::object o;
   if (!parse_object_into(parser, text, o)) return false;
   auto* obj = o.if_contains("object");
@@ -146,6 +168,8 @@ bool parse_source(json::parser& parser, std::string_view text, Record& out) {
     if (u->is_int64()) out.updated_at = u->get_int64();
     else if (u->is_uint64()) out.updated_at = static_cast<std::int64_t>(u->get_uint64());
   }
+  *extracted_at = 0;
+  if (const auto* x = o.if_contains("x"); x && x->is_int64()) *extracted_at = x->get_int64();
   return true;
 }
 
@@ -266,9 +290,185 @@ ParentState Migration::Impl::parent_state(Txn& t, const std::string& object, con
   return ps;
 }
 
+// ---- phase 1 (map), shared by plan_object and a dry run's extract ----
+
+// Phase 1 of plan_object (map) for one object and pass: what it builds up for phase 2. A dry run's
+// extract feeds it too (map_record below, "fused"): a fresh scratch state has no queue item and no
+// earlier pass, so a record extracted there can be mapped at once instead of being stored, read
+// back and parsed again.
+struct MapPass {
+  MapPass(const ObjectConfig& object, const Schema& dst, const ObjectSchema* src_os, const OwnerResolver& owners,
+          std::vector<DedupKey> levels)
+      : oc(object), mapper(object, dst, src_os, owners), dd(std::move(levels)) {}
+  const ObjectConfig& oc;
+  Mapper mapper;
+  Deduplicator dd;
+  std::vector<std::uint64_t> dest_key_hashes;
+  std::unordered_set<std::string> dest_added;
+  // Records mapped whose plan, were they created alone, is not their mapped fields plus the
+  // idempotency key (validation problems): phase 2 decides them in full, as it does every record
+  // when there was no prevalidation.
+  std::unordered_set<std::string> not_ready;
+  std::vector<std::string> mapped_ids;  // without dedup: the records mapped, in the order mapped
+  // Without registered validators (which may count or log their calls), a record is validated as
+  // a create once, when mapped, while its fields are at hand; phase 2 then writes the plan of a
+  // record that stays alone without parsing it again. Anything else is validated in phase 2.
+  bool prevalidate = false;
+  bool fused = false;  // records are being mapped by extract (dry run)
+  std::int64_t config_version = 0;
+  json::parser parser;
+  std::string value;  // scratch for the mapped value
+
+  bool dest_may_have(std::size_t lvl, const std::string& v) const {
+    return std::binary_search(dest_key_hashes.begin(), dest_key_hashes.end(), dest_key_hash(lvl, v));
+  }
+};
+
+namespace {
+
+// What one phase-1 transaction produces outside the state. Env::write may run a body again (map
+// growth): reset at each attempt and applied (MapBatch::apply) only after the commit.
+struct MapBatch {
+  struct PendingSource {
+    std::string id;
+    std::int64_t updated_at;
+    std::vector<std::vector<std::string>> keys;
+  };
+  std::vector<PendingSource> sources;
+  std::vector<std::pair<std::string, std::vector<std::vector<std::string>>>> dest_candidates;
+  std::unordered_set<std::string> batch_dests;
+  std::vector<std::string> not_ready, mapped;
+
+  void clear() {
+    sources.clear();
+    dest_candidates.clear();
+    batch_dests.clear();
+    not_ready.clear();
+    mapped.clear();
+  }
+  Status apply(MapPass& p) {
+    for (auto& id : not_ready) p.not_ready.insert(std::move(id));
+    for (auto& id : mapped) p.mapped_ids.push_back(std::move(id));
+    // Prefetched a few sources ahead: the deduplicator's value index is large and read at random.
+    constexpr std::size_t kAhead = 8;
+    for (std::size_t i = 0; i < sources.size() && i < kAhead; ++i) p.dd.prefetch(sources[i].keys);
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      if (i + kAhead < sources.size()) p.dd.prefetch(sources[i + kAhead].keys);
+      CMG_RETURN_IF_ERROR(p.dd.add_source(sources[i].id, sources[i].updated_at, sources[i].keys));
+    }
+    for (auto& [did, dkeys] : dest_candidates) {
+      p.dest_added.insert(did);
+      CMG_RETURN_IF_ERROR(p.dd.add_destination(did, dkeys));
+    }
+    clear();
+    return Status::ok();
+  }
+};
+
+// `records` value of a record mapped by a dry run's extract, waiting for dedup in `mapped`
+// (plan_object counts it as extracted in every other respect).
+constexpr std::string_view kFusedValue = R"({"s":"mapped"})";
+
+}  // namespace
+
+// Maps `src` (key `k`) and stores what phase 2 needs. Fused (extract of a dry run): a record
+// that waits for a parent or has a problem is left untouched (returns false) for plan_object to
+// map again from its stored source copy, so that queueing happens after the count check.
+static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, Txn& t, const std::string& k,
+                               const Record& src, std::int64_t extracted_at, std::int64_t mapped_at,
+                               const json::object& corrections, const ParentLookup& lookup, RunCtx& ctx) {
+  const ObjectConfig& oc = p.oc;
+  MappedRecord m = p.mapper.map(src, corrections, lookup);
+  if (p.fused && (m.waits_for_parent || !m.problems.empty())) return false;
+  if (m.waits_for_parent) return true;  // stays extracted; planned once its parent is decided
+  if (!m.problems.empty()) {
+    json::object extra{{"config_version", p.config_version}};
+    if (!m.queued_parents.empty()) {
+      json::array ps;
+      for (const auto& [po, pid] : m.queued_parents) ps.push_back(json::array{json::string(po), json::string(pid)});
+      extra["parents"] = std::move(ps);
+    }
+    extra["translations"] = to_array(m.translations);
+    extra["mapped"] = m.fields;
+    extra["stages"] = state::stages_json(2, extracted_at, mapped_at);
+    CMG_RETURN_IF_ERROR(self.enqueue(t, oc.name, src.id, m.problems, "map", std::move(extra), &ctx));
+    return true;
+  }
+  auto keys = oc.dedup_none ? std::vector<std::vector<std::string>>{} : self.dedup_keys(oc, m.fields, src.id);
+  bool ready = false;
+  if (p.prevalidate) {
+    const ObjectSchema* os = self.dst_schema->object(m.destination_object);
+    if (os && (os->id_property.empty() || !m.fields.contains(os->id_property))) {
+      std::vector<Problem> ps;
+      self.validate(oc, *os, m.fields, true, ps);
+      ready = ps.empty();
+    }
+  }
+  if (p.prevalidate && !ready) b.not_ready.push_back(src.id);
+  // What put_json of {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv", "x", "m"}
+  // writes, without building the object first.
+  std::string& value = p.value;
+  value.assign(R"({"o":)");
+  state::append_json_string(value, m.destination_object);
+  value += R"(,"fields":)";
+  value += json::serialize(m.fields);
+  value += R"(,"translations":)";
+  append_string_array(value, m.translations);
+  value += R"(,"defaults":)";
+  append_string_array(value, m.defaults);
+  value += R"(,"dropped":)";
+  append_string_array(value, m.dropped);
+  value += R"(,"k":[)";
+  for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
+    if (lvl) value.push_back(',');
+    append_string_array(value, keys[lvl]);
+  }
+  value += R"(],"u":)";
+  value += std::to_string(src.updated_at);
+  value += R"(,"cv":)";
+  value += std::to_string(p.config_version);
+  value += R"(,"x":)";
+  value += std::to_string(extracted_at);
+  value += R"(,"m":)";
+  value += std::to_string(mapped_at);
+  value.push_back('}');
+  CMG_RETURN_IF_ERROR(t.put(state::kMapped, k, value));
+  // The record's status stays "extracted" until it is planned: a pass that stops before then
+  // maps it again either way, so a status write per record would buy nothing.
+  if (oc.dedup_none) {
+    b.mapped.push_back(src.id);
+    return true;
+  }
+  // Destination candidates sharing any key value (the veto needs all their key values).
+  for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
+    for (const auto& v : keys[lvl]) {
+      if (!p.dest_may_have(lvl, v)) continue;
+      std::string prefix = key_of({oc.name, std::to_string(lvl), v, ""});
+      CMG_RETURN_IF_ERROR(t.scan(state::kDedup, prefix, [&](std::string_view dk, std::string_view) {
+        std::string did(store::split_key(dk)[3]);
+        if (!p.dest_added.count(did) && b.batch_dests.insert(did).second)
+          b.dest_candidates.emplace_back(did, std::vector<std::vector<std::string>>{});
+        return true;
+      }));
+    }
+  }
+  b.sources.push_back({src.id, src.updated_at, std::move(keys)});
+  return true;
+}
+
+// The key values of the destination candidates found by map_record in this transaction.
+static Status read_candidate_keys(Txn& t, const ObjectConfig& oc, MapBatch& b) {
+  for (auto& [did, dkeys] : b.dest_candidates) {
+    CMG_ASSIGN_OR_RETURN(auto dk, get_json(t, state::kDestKeys, key_of({oc.name, did})));
+    if (!dk) continue;
+    for (const auto& lvl : dk->at("k").get_array()) dkeys.push_back(from_array(&lvl));
+  }
+  return Status::ok();
+}
+
 // ---- extract ----
 
-Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx) {
+Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx, MapPass* fuse) {
   std::string meta_key = "extract:" + oc.name;
   json::object info;
   CMG_RETURN_IF_ERROR(env->read([&](Txn& t) -> Status {
@@ -289,20 +489,43 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx)
     ro.batch_size = ctx.opts->dry_run ? kDryExtractBatch : kExtractBatch;
     CMG_ASSIGN_OR_RETURN(auto reader, source->read(oc.source, ro));
     RecordBatch batch;
+    MapBatch mapped;
     std::int64_t done = 0;
+    if (fuse) fuse->fused = true;
     for (;;) {
       CMG_ASSIGN_OR_RETURN(bool more, reader->next(batch));
       if (!more) break;
+      const std::int64_t extracted_at = state::stamp_ms();
       CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
         std::string k;
+        if (!fuse) {
+          for (const auto& r : batch) {
+            k.assign(oc.name).push_back('\x1f');
+            k += r.id;
+            CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k, state::kExtractedValue));
+            if (fresh) CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r, extracted_at)));
+          }
+          return Status::ok();
+        }
+        // Dry run: mapped at once (see MapPass); what cannot be is stored for plan_object.
+        mapped.clear();
+        ParentLookup lookup = [&](const std::string& o, const std::string& sid) { return parent_state(t, o, sid); };
+        const json::object no_corrections;
         for (const auto& r : batch) {
           k.assign(oc.name).push_back('\x1f');
           k += r.id;
-          CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k, state::kExtractedValue));
-          if (fresh) CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r)));
+          CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k, kFusedValue));
+          if (!fresh) continue;
+          CMG_ASSIGN_OR_RETURN(bool handled,
+                               map_record(*this, *fuse, mapped, t, k, r, extracted_at, extracted_at, no_corrections,
+                                          lookup, ctx));
+          if (handled) continue;
+          CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::kExtractedValue));
+          CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r, extracted_at)));
         }
-        return Status::ok();
+        return read_candidate_keys(t, oc, mapped);
       }));
+      if (fuse) CMG_RETURN_IF_ERROR(mapped.apply(*fuse));
       done += static_cast<std::int64_t>(batch.size());
       if (ctx.opts->progress) ctx.opts->progress({oc.name, "extract", done, reported});
       if (ctx.opts->cancelled && ctx.opts->cancelled()) return StepResult::kCancelled;
@@ -401,81 +624,68 @@ Status Migration::Impl::index_destination(const ObjectConfig& oc, std::vector<st
 
 // ---- plan (map → dedup → validate) ----
 
-Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
-  // Records to decide now: extracted and not yet planned.
+Result<std::unique_ptr<MapPass>> Migration::Impl::begin_map_pass(const ObjectConfig& oc) {
+  std::vector<DedupKey> levels;
+  for (const auto& k : oc.dedup) levels.push_back({k.name, k.kind != DedupKeyKind::kExternalId});
+  auto p = std::make_unique<MapPass>(oc, *dst_schema, src_schema->object(oc.source), *owners, std::move(levels));
+  CMG_RETURN_IF_ERROR(index_destination(oc, &p->dest_key_hashes));
+  CMG_RETURN_IF_ERROR(env->read([&](Txn& t) -> Status {
+    CMG_ASSIGN_OR_RETURN(auto c, get_json(t, state::kMeta, "config"));
+    if (c) p->config_version = c->at("version").to_number<std::int64_t>();
+    return Status::ok();
+  }));
+  p->prevalidate = std::none_of(validators.begin(), validators.end(), [&](const auto& v) {
+    return v.first.empty() || v.first == oc.name;
+  });
+  return p;
+}
+
+Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass* fused) {
+  // Records to decide now: extracted and not yet planned (those a dry run's extract mapped are
+  // in `fused` already).
   std::vector<std::string> ids;
   CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
     return t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view k, std::string_view v) {
       // "mapped" records were left by an older version that stopped before dedup; decided again.
-      if (v.find("\"s\":\"extracted\"") != std::string_view::npos || v.find("\"s\":\"mapped\"") != std::string_view::npos)
+      if (v.find("\"s\":\"extracted\"") != std::string_view::npos ||
+          (!fused && v.find("\"s\":\"mapped\"") != std::string_view::npos))
         ids.emplace_back(store::split_key(k)[1]);
       return true;
     });
   }));
-  if (ids.empty()) return Status::ok();
-  std::vector<std::uint64_t> dest_key_hashes;
-  CMG_RETURN_IF_ERROR(index_destination(oc, &dest_key_hashes));
-  auto dest_may_have = [&](std::size_t lvl, const std::string& v) {
-    return std::binary_search(dest_key_hashes.begin(), dest_key_hashes.end(), dest_key_hash(lvl, v));
-  };
-
-  const ObjectSchema* src_os = src_schema->object(oc.source);
-  Mapper mapper(oc, *dst_schema, src_os, *owners);
-  std::int64_t config_version = 0;
-  CMG_RETURN_IF_ERROR(env->read([&](Txn& t) -> Status {
-    CMG_ASSIGN_OR_RETURN(auto c, get_json(t, state::kMeta, "config"));
-    if (c) config_version = c->at("version").to_number<std::int64_t>();
-    return Status::ok();
-  }));
-
-  std::vector<DedupKey> levels;
-  for (const auto& k : oc.dedup) levels.push_back({k.name, k.kind != DedupKeyKind::kExternalId});
-  Deduplicator dd(levels);
-  std::unordered_set<std::string> dest_added;
+  if (ids.empty() && !fused) return Status::ok();
+  std::unique_ptr<MapPass> own;
+  if (!fused) {
+    CMG_ASSIGN_OR_RETURN(own, begin_map_pass(oc));
+  }
+  MapPass& pass = fused ? *fused : *own;
+  pass.fused = false;
+  Deduplicator& dd = pass.dd;
+  const bool prevalidate = pass.prevalidate;
+  json::parser& parser = pass.parser;
+  std::unordered_set<std::string>& not_ready = pass.not_ready;
+  std::vector<std::string>& mapped_ids = pass.mapped_ids;
   const std::size_t plan_batch = ctx.opts->dry_run ? kDryPlanBatch : kPlanBatch;
-  // Without registered validators (which may count or log their calls), a record is validated as
-  // a create once, here, while its fields are at hand; phase 2 then writes the plan of a record
-  // that stays alone without parsing it again. Anything else is validated in phase 2 as before.
-  const bool prevalidate = std::none_of(validators.begin(), validators.end(), [&](const auto& v) {
-    return v.first.empty() || v.first == oc.name;
-  });
-  json::parser parser;
-  // Records mapped below whose plan, were they created alone, is not their mapped fields plus the
-  // idempotency key (validation problems): phase 2 decides them in full, as it does every record
-  // when there was no prevalidation.
-  std::unordered_set<std::string> not_ready;
-  std::vector<std::string> mapped_ids;  // without dedup: the records mapped below, in key order
 
   // Phase 1: map each record; problems go to the queue, the rest wait for dedup in `mapped`.
+  MapBatch batch;
   for (std::size_t start = 0; start < ids.size(); start += plan_batch) {
     std::size_t end = std::min(ids.size(), start + plan_batch);
-    // Env::write may run this body again (map growth): everything it produces outside the
-    // transaction is collected here, reset at each attempt and applied only after the commit.
-    struct PendingSource {
-      std::string id;
-      std::int64_t updated_at;
-      std::vector<std::vector<std::string>> keys;
-    };
-    std::vector<PendingSource> sources;
-    std::vector<std::pair<std::string, std::vector<std::vector<std::string>>>> dest_candidates;
-    std::vector<std::string> batch_not_ready, batch_mapped;
+    const std::int64_t mapped_at = state::stamp_ms();
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-      sources.clear();
-      dest_candidates.clear();
-      std::unordered_set<std::string> batch_dests;
+      batch.clear();
       ParentLookup lookup = [&](const std::string& o, const std::string& sid) { return parent_state(t, o, sid); };
-      batch_not_ready.clear();
-      batch_mapped.clear();
-      std::string k, value;
+      std::string k;
       for (std::size_t i = start; i < end; ++i) {
         const std::string& sid = ids[i];
         k.assign(oc.name).push_back('\x1f');
         k += sid;
         Record src;
+        std::int64_t extracted_at = 0;
         {
           // Parsed before anything is written: values returned by get are valid only until then.
           CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kSrc, k));
-          if (!raw || !parse_source(parser, *raw, src))
+          if (!raw || !parse_source(parser, *raw, src, &extracted_at))
             return Status(Code::kStorage, "missing source copy of " + oc.name + "/" + sid);
         }
         json::object corrections;
@@ -488,88 +698,12 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
             if (auto* c = qitem.if_contains("corrections"); c && c->is_object()) corrections = std::move(c->get_object());
           }
         }
-        MappedRecord m = mapper.map(src, corrections, lookup);
-        if (m.waits_for_parent) continue;  // stays extracted; planned once its parent is decided
-        if (!m.problems.empty()) {
-          json::object extra{{"config_version", config_version}};
-          if (!m.queued_parents.empty()) {
-            json::array ps;
-            for (const auto& [po, pid] : m.queued_parents) ps.push_back(json::array{json::string(po), json::string(pid)});
-            extra["parents"] = std::move(ps);
-          }
-          extra["translations"] = to_array(m.translations);
-          extra["mapped"] = m.fields;
-          CMG_RETURN_IF_ERROR(enqueue(t, oc.name, sid, m.problems, "map", std::move(extra), &ctx));
-          continue;
-        }
-        auto keys = oc.dedup_none ? std::vector<std::vector<std::string>>{} : dedup_keys(oc, m.fields, sid);
-        bool ready = false;
-        if (prevalidate) {
-          const ObjectSchema* os = dst_schema->object(m.destination_object);
-          if (os && (os->id_property.empty() || !m.fields.contains(os->id_property))) {
-            std::vector<Problem> ps;
-            validate(oc, *os, m.fields, true, ps);
-            ready = ps.empty();
-          }
-        }
-        if (prevalidate && !ready) batch_not_ready.push_back(sid);
-        // What put_json of {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv"}
-        // writes, without building the object first.
-        value.assign(R"({"o":)");
-        state::append_json_string(value, m.destination_object);
-        value += R"(,"fields":)";
-        value += json::serialize(m.fields);
-        value += R"(,"translations":)";
-        value += string_array_text(m.translations);
-        value += R"(,"defaults":)";
-        value += string_array_text(m.defaults);
-        value += R"(,"dropped":)";
-        value += string_array_text(m.dropped);
-        value += R"(,"k":[)";
-        for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
-          if (lvl) value.push_back(',');
-          value += string_array_text(keys[lvl]);
-        }
-        value += R"(],"u":)";
-        value += std::to_string(src.updated_at);
-        value += R"(,"cv":)";
-        value += std::to_string(config_version);
-        value.push_back('}');
-        CMG_RETURN_IF_ERROR(t.put(state::kMapped, k, value));
-        // The record's status stays "extracted" until it is planned: a pass that stops before
-        // then maps it again either way, so a status write per record would buy nothing.
-        if (oc.dedup_none) batch_mapped.push_back(sid);
-        if (!oc.dedup_none) {
-          // Destination candidates sharing any key value (the veto needs all their key values).
-          for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
-            for (const auto& v : keys[lvl]) {
-              if (!dest_may_have(lvl, v)) continue;
-              std::string prefix = key_of({oc.name, std::to_string(lvl), v, ""});
-              CMG_RETURN_IF_ERROR(t.scan(state::kDedup, prefix, [&](std::string_view dk, std::string_view) {
-                std::string did(store::split_key(dk)[3]);
-                if (!dest_added.count(did) && batch_dests.insert(did).second)
-                  dest_candidates.emplace_back(did, std::vector<std::vector<std::string>>{});
-                return true;
-              }));
-            }
-          }
-          sources.push_back({sid, src.updated_at, std::move(keys)});
-        }
+        CMG_RETURN_IF_ERROR(map_record(*this, pass, batch, t, k, src, extracted_at, mapped_at, corrections, lookup, ctx)
+                                .status());
       }
-      for (auto& [did, dkeys] : dest_candidates) {
-        CMG_ASSIGN_OR_RETURN(auto dk, get_json(t, state::kDestKeys, key_of({oc.name, did})));
-        if (!dk) continue;
-        for (const auto& lvl : dk->at("k").get_array()) dkeys.push_back(from_array(&lvl));
-      }
-      return Status::ok();
+      return read_candidate_keys(t, oc, batch);
     }));
-    for (auto& id : batch_not_ready) not_ready.insert(std::move(id));
-    for (auto& id : batch_mapped) mapped_ids.push_back(std::move(id));
-    for (auto& src_entity : sources) CMG_RETURN_IF_ERROR(dd.add_source(src_entity.id, src_entity.updated_at, src_entity.keys));
-    for (auto& [did, dkeys] : dest_candidates) {
-      dest_added.insert(did);
-      CMG_RETURN_IF_ERROR(dd.add_destination(did, dkeys));
-    }
+    CMG_RETURN_IF_ERROR(batch.apply(pass));
     if (ctx.opts->progress) ctx.opts->progress({oc.name, "map", static_cast<std::int64_t>(end), static_cast<std::int64_t>(ids.size())});
   }
 
@@ -606,6 +740,8 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
           if (recs[j]) dest_records[chunk[j]] = std::move(*recs[j]);
       }
     }
+    // When this chunk was deduplicated and validated (one clock read per chunk).
+    const std::int64_t decided_at = state::stamp_ms();
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
       std::string k, plan_text;
       for (std::size_t gi = start; gi < end; ++gi) {
@@ -649,7 +785,11 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
             }
             plan_text += R"(,"idempotency_key":)";
             state::append_json_string(plan_text, state::idempotency_key(id));
-            plan_text += R"(,"rule":"fold"})";
+            plan_text += R"(,"rule":"fold","stages":)";
+            std::int64_t extracted_at = 0, mapped_at = 0;
+            mapped_times(*raw, &extracted_at, &mapped_at);
+            state::append_stages(plan_text, 4, extracted_at, mapped_at, decided_at, decided_at);
+            plan_text.push_back('}');
             CMG_RETURN_IF_ERROR(t.put(state::kPlans, k, plan_text));
             CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::planned_value(id)));
             continue;
@@ -658,6 +798,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
         std::vector<Record> members;
         json::value front_translations, front_defaults, front_dropped;
         std::string dobj;
+        std::int64_t extracted_at = 0, mapped_at = 0;  // of the group: its last member's
         for (const auto& mem : g.members) {
           json::object mj;
           {
@@ -665,6 +806,8 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
             if (!raw) return Status(Code::kStorage, "missing mapped copy of " + oc.name + "/" + mem.id);
             if (!parse_object_into(parser, *raw, mj)) return Status(Code::kStorage, "corrupt value in state database 'mapped'");
           }
+          if (const auto* x = mj.if_contains("x"); x && x->is_int64()) extracted_at = std::max(extracted_at, x->get_int64());
+          if (const auto* m = mj.if_contains("m"); m && m->is_int64()) mapped_at = std::max(mapped_at, m->get_int64());
           Record r;
           r.object = str(mj, "o");
           r.id = mem.id;
@@ -682,6 +825,8 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
         json::array member_ids;
         for (const auto& mem : g.members) member_ids.push_back(json::string(mem.id));
         auto queue_all = [&](const std::vector<Problem>& ps, const std::string& stage, json::object extra) -> Status {
+          // The steps the group got through, the one that queued it included.
+          extra["stages"] = state::stages_json(stage == "validate" ? 4 : 3, extracted_at, mapped_at, decided_at, decided_at);
           for (const auto& mem : g.members) {
             extra["group"] = member_ids;
             CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem.id, ps, stage, extra, &ctx));
@@ -771,6 +916,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx) {
           plan["idempotency_key"] = idempotency_key(primary);
           plan["rule"] = "fold";
         }
+        plan["stages"] = state::stages_json(4, extracted_at, mapped_at, decided_at, decided_at);
         CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({oc.name, primary}), plan));
         const std::string planned = state::planned_value(primary);
         for (const auto& mem : g.members) CMG_RETURN_IF_ERROR(t.put(state::kRecords, key_of({oc.name, mem.id}), planned));
@@ -933,14 +1079,20 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess, bool
   StepResult stop = StepResult::kContinue;
   for (const auto& oc : cfg.objects) {
     if (!opts.only_object.empty() && oc.name != opts.only_object) continue;
-    CMG_ASSIGN_OR_RETURN(stop, extract(oc, ctx));
+    // A dry run starts from an empty scratch state: its extract maps what it reads (MapPass).
+    std::unique_ptr<MapPass> fused;
+    if (opts.dry_run && !reprocess && !delta) {
+      CMG_ASSIGN_OR_RETURN(fused, begin_map_pass(oc));
+    }
+    CMG_ASSIGN_OR_RETURN(stop, extract(oc, ctx, fused.get()));
     if (stop != StepResult::kContinue) break;
     if (delta) {
       CMG_ASSIGN_OR_RETURN(stop, delta_object(oc, ctx));
       if (stop != StepResult::kContinue) break;
     }
     if (reprocess) CMG_RETURN_IF_ERROR(release_for_reprocess(oc, ctx));
-    CMG_RETURN_IF_ERROR(plan_object(oc, ctx));
+    CMG_RETURN_IF_ERROR(plan_object(oc, ctx, fused.get()));
+    fused.reset();
     if (opts.dry_run) continue;
     CMG_ASSIGN_OR_RETURN(stop, write_object(oc, ctx));
     if (stop != StepResult::kContinue) break;

@@ -1,6 +1,9 @@
 #include "state_internal.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <unordered_map>
 
 #include "crmmigrate/core/time.hpp"
 
@@ -53,7 +56,7 @@ std::string planned_value(std::string_view primary) {
   return out;
 }
 
-std::string source_value(const Record& r) {
+std::string source_value(const Record& r, std::int64_t extracted_ms) {
   std::string out;
   out.reserve(256);
   out += R"({"object":)";
@@ -64,8 +67,83 @@ std::string source_value(const Record& r) {
   out += std::to_string(r.updated_at);
   out += R"(,"fields":)";
   out += json::serialize(r.fields);
+  out += R"(,"x":)";
+  out += std::to_string(extracted_ms);
   out.push_back('}');
   return out;
+}
+
+std::int64_t stamp_ms() {
+  static std::atomic<std::int64_t> last{0};
+  std::int64_t now = now_ms();
+  std::int64_t prev = last.load(std::memory_order_relaxed);
+  while (prev < now && !last.compare_exchange_weak(prev, now, std::memory_order_relaxed)) {
+  }
+  return std::max(now, prev);
+}
+
+void append_stamp(std::string& out, std::int64_t ms) {
+  // A record's steps mostly share two times (its mapping's and its chunk's): the last two texts
+  // are kept at hand, the others in a small map.
+  thread_local std::int64_t recent_ms[2] = {-1, -1};
+  thread_local std::string recent_text[2];
+  for (int i = 0; i < 2; ++i) {
+    if (recent_ms[i] == ms) {
+      out += recent_text[i];
+      return;
+    }
+  }
+  thread_local std::unordered_map<std::int64_t, std::string> cache;
+  auto it = cache.find(ms);
+  if (it == cache.end()) {
+    if (cache.size() >= 4096) cache.clear();
+    it = cache.emplace(ms, format_timestamp_ms(ms)).first;
+  }
+  recent_ms[1] = recent_ms[0];
+  recent_text[1].swap(recent_text[0]);
+  recent_ms[0] = ms;
+  recent_text[0] = it->second;
+  out += it->second;
+}
+
+namespace {
+constexpr const char* kStageNames[4] = {"extracted", "mapped", "deduplicated", "validated"};
+
+// Unknown (<= 0) times take the next known one, so that the times stay non-decreasing.
+void fill_unknown(std::int64_t (&t)[4], int steps) {
+  for (int i = steps - 2; i >= 0; --i)
+    if (t[i] <= 0) t[i] = t[i + 1];
+}
+}  // namespace
+
+json::object stages_json(int steps, std::int64_t extracted, std::int64_t mapped, std::int64_t deduplicated,
+                         std::int64_t validated) {
+  std::int64_t t[4] = {extracted, mapped, deduplicated, validated};
+  fill_unknown(t, steps);
+  json::object o;
+  std::string text;
+  for (int i = 0; i < steps && i < 4; ++i) {
+    text.clear();
+    append_stamp(text, t[i]);
+    o[kStageNames[i]] = text;
+  }
+  return o;
+}
+
+void append_stages(std::string& out, int steps, std::int64_t extracted, std::int64_t mapped, std::int64_t deduplicated,
+                   std::int64_t validated) {
+  std::int64_t t[4] = {extracted, mapped, deduplicated, validated};
+  fill_unknown(t, steps);
+  out.push_back('{');
+  for (int i = 0; i < steps && i < 4; ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    out += kStageNames[i];
+    out += "\":\"";
+    append_stamp(out, t[i]);
+    out.push_back('"');
+  }
+  out.push_back('}');
 }
 
 std::int64_t now_ms() {

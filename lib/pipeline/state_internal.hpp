@@ -2,12 +2,19 @@
 //
 // Databases and keys (object = config object name):
 //   meta             name → JSON
-//   src              object␟source id → source record JSON (as extracted)
+//   src              object␟source id → source record JSON (as extracted):
+//                    {"object", "id", "updated_at", "fields", "x"}; "x" = when it was extracted
+//                    (Unix ms; absent in values written by delta passes and older versions)
 //   records          object␟source id → {"s": status, "d": destination id, "o": destination object, "h": hash}
-//   mapped           object␟source id → {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv"}
-//                    (written as text in this member order; run.cpp reads the first five back without
-//                    a full parse)
-//   plans            object␟source id → plan of a group primary: {"action", "members", "fields", "key", "rule", ...}
+//                    (a dry run's extract leaves {"s":"mapped"} for a record it mapped at once: it has
+//                    no `src` copy in the scratch state, its `mapped` value waits for dedup)
+//   mapped           object␟source id → {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv",
+//                    "x", "m"} (written as text in this member order; run.cpp reads the first five and
+//                    the last two back without a full parse). "x": when the record was extracted,
+//                    "m": when it was mapped (Unix ms; both absent in values of older versions)
+//   plans            object␟source id → plan of a group primary: {"action", "members", "fields", "key", "rule",
+//                    "stages", ...}; "stages": {"extracted", "mapped", "deduplicated", "validated"} as
+//                    format_timestamp_ms text: when each step handled the group
 //   idmap            object␟source id → destination id;  idmap_rev: destination object␟destination id → object␟source id
 //   dedup            object␟level␟normalised value␟destination id → ""
 //   dest_keys        object␟destination id → [[values of level 0], [level 1], ...]
@@ -58,9 +65,28 @@ inline constexpr std::string_view kExtractedValue = R"({"s":"extracted"})";
 /// `{"s":"planned","p":primary}` as put_json writes it.
 std::string planned_value(std::string_view primary);
 
-/// The `src` value of `r`: the same bytes as put_json(record_to_json(r)), without copying the
-/// fields into a new object first.
-std::string source_value(const Record& r);
+/// The `src` value of `r` extracted at `extracted_ms` (Unix ms): the bytes of
+/// put_json(record_to_json(r)) plus a last member "x": extracted_ms, without copying the fields
+/// into a new object first.
+std::string source_value(const Record& r, std::int64_t extracted_ms);
+
+/// now_ms(), never less than any value it returned before in this process (the pipeline's step
+/// times must not go backwards when the system clock is stepped back).
+std::int64_t stamp_ms();
+
+/// Appends format_timestamp_ms(ms), formatted through a small per-thread cache: a chunk of
+/// records shares a few step times, each formatted once.
+void append_stamp(std::string& out, std::int64_t ms);
+
+/// {"extracted": T, "mapped": T, ...} for the first `steps` (1..4) of extracted, mapped,
+/// deduplicated, validated: when each step of the pipeline handled a record (the value of a
+/// plan's and of a queued audit event's "stages"). A time <= 0 (unknown: a value written by an
+/// older version) takes the next step's time.
+json::object stages_json(int steps, std::int64_t extracted, std::int64_t mapped, std::int64_t deduplicated = 0,
+                         std::int64_t validated = 0);
+/// The same object as JSON text (what json::serialize(stages_json(...)) gives).
+void append_stages(std::string& out, int steps, std::int64_t extracted, std::int64_t mapped,
+                   std::int64_t deduplicated = 0, std::int64_t validated = 0);
 
 /// Appends `s` as a JSON string literal (quoted, escaped as json::serialize does).
 void append_json_string(std::string& out, std::string_view s);

@@ -172,6 +172,11 @@ Result<json::object> record_timeline(const store::Env& env, const MigrationConfi
           if (str(step, "step") == name)
             if (const auto* at = stages->if_contains(stage); at && at->is_string()) step["time"] = *at;
       }
+      // One chronology: a record queued in the first pass and written after a fix reads extracted,
+      // queued, fixed, mapped (again), ..., written. Untimed steps stay first; ties keep their order.
+      std::stable_sort(timeline.begin(), timeline.end(), [](const json::value& a, const json::value& b) {
+        return str(a.get_object(), "time") < str(b.get_object(), "time");
+      });
     }
     out["queue"] = item ? json::value(std::move(*item)) : json::value(nullptr);
     out["timeline"] = std::move(timeline);

@@ -16,6 +16,7 @@
 //        dry_run_bench --one N DIR        (internal: one size in the current process, work dir DIR)
 // Environment: CMG_BENCH_FAST_ONLY=1 skips the slow libphonenumber-only timing (for profiling).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -179,12 +180,15 @@ std::string to_text(const json::value& v) {
   return out;
 }
 
+// Bytes allocated on disk (st_blocks: what the state really takes, sparse files included).
 std::uintmax_t dir_bytes(const std::string& dir) {
   std::error_code ec;
   std::uintmax_t total = 0;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) total += it->file_size(ec);
+    struct stat st {};
+    if (it->is_regular_file(ec) && ::stat(it->path().c_str(), &st) == 0)
+      total += static_cast<std::uintmax_t>(st.st_blocks) * 512u;
   }
   return total;
 }
@@ -481,7 +485,8 @@ int run_one(std::size_t n, const std::string& dir) {
   double open_s = 0, run_s = 0, run_cpu = 0;
   long dry_anon_kb = 0;
   std::string step;  // pipeline step being run ("extract", "map", "dedup")
-  json::object anon_by_step;
+  json::object anon_by_step, seconds_by_step;
+  Clock::time_point step_start;
   std::int64_t dedup_groups = -1;
   cmg::Report report;
   {
@@ -509,6 +514,8 @@ int run_one(std::size_t n, const std::string& dir) {
         const long kb = sampler.end_phase();
         dry_anon_kb = std::max(dry_anon_kb, kb);
         anon_by_step[step.empty() ? "setup" : step] = mib(kb);
+        seconds_by_step[step.empty() ? "setup" : step] = seconds_since(step_start);
+        step_start = Clock::now();
         sampler.begin_phase();
         step = p.phase;
       }
@@ -524,6 +531,7 @@ int run_one(std::size_t n, const std::string& dir) {
     };
     std::fprintf(stderr, "[N=%zu] dry run...\n", n);
     t0 = Clock::now();
+    step_start = t0;
     const double c0 = thread_cpu_seconds();
     auto rep = (*mig)->run(ro);
     run_s = seconds_since(t0);
@@ -535,6 +543,7 @@ int run_one(std::size_t n, const std::string& dir) {
     const long kb = sampler.end_phase();
     dry_anon_kb = std::max(dry_anon_kb, kb);
     anon_by_step[step.empty() ? "run" : step + "+report"] = mib(kb);
+    seconds_by_step[step.empty() ? "run" : step + "+report"] = seconds_since(step_start);
   }
   anon_by_phase["dry_run"] = mib(dry_anon_kb);
   const long hwm_kb = status_kb("VmHWM");  // generate + parse + dry run (phones come later)
@@ -631,6 +640,10 @@ int run_one(std::size_t n, const std::string& dir) {
   out["dedup_groups"] = dedup_groups;
   out["peak_anon_mib_by_phase"] = std::move(anon_by_phase);
   out["dry_run_peak_anon_mib_by_step"] = std::move(anon_by_step);
+  // Wall seconds per pipeline step, delimited like the memory peaks above (from a step's first
+  // progress report to the next step's: "extract" includes the mapping a dry run does while
+  // extracting, and the step before "dedup" the clustering of the dedup groups).
+  out["dry_run_seconds_by_step"] = std::move(seconds_by_step);
   out["generated"] = json::object{{"email_case_duplicates", gs.email_dups},
                                   {"phone_only_duplicates", gs.phone_dups},
                                   {"blank_phone", gs.blank_phone},

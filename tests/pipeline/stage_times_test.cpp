@@ -1,0 +1,164 @@
+// When each step of the pipeline handled a record: the "stages" of plans and of the written and
+// queued audit events (the review console's per-record timeline).
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "crmmigrate/core/config.hpp"
+#include "crmmigrate/pipeline/migration.hpp"
+#include "crmmigrate/sandbox/sandbox.hpp"
+#include "crmmigrate/store/lmdb_env.hpp"
+#include "test_util.hpp"
+
+using namespace cmg;
+namespace json = boost::json;
+
+namespace {
+
+// A CSV of contacts → the HubSpot-preset sandbox holding one owner.
+std::string stage_times_config(const std::string& csv, const std::string& state, const std::string& dest) {
+  json::object fields{{"first_name", "firstname"}, {"email", "email"},
+                      {"owner", json::object{{"to", "hubspot_owner_id"}, {"owner", true}}}};
+  json::object contacts{{"name", "contacts"},
+                        {"source", "contacts"},
+                        {"destination", "contacts"},
+                        {"fields", std::move(fields)},
+                        {"drop", json::array{"updated_at"}},
+                        {"dedup", json::object{{"keys", json::array{"external_id", "email"}}}}};
+  json::object files{{"objects", json::object{{"contacts", json::object{{"path", csv},
+                                                                        {"format", "csv"},
+                                                                        {"id", "id"},
+                                                                        {"updated_at", "updated_at"}}}}}};
+  json::object cfg{{"name", "stage_times"},
+                   {"state", state},
+                   {"source", json::object{{"connector", "files"}, {"options", std::move(files)}}},
+                   {"destination", json::object{{"connector", "sandbox"}, {"options", json::object{{"path", dest}}}}},
+                   {"owners", json::object{{"match", json::array{"email"}}}},
+                   {"objects", json::array{std::move(contacts)}}};
+  return json::serialize(cfg);
+}
+
+// The "stages" of the last audit event of `record` whose action is `action` (null when none).
+json::value stages_of(Migration& mig, const std::string& record, const std::string& action) {
+  json::value out;
+  REQUIRE(mig.audit(record, [&](const json::object& e) {
+    if (e.at("action").as_string() == action) out = e.contains("stages") ? e.at("stages") : json::value();
+    return true;
+  }).is_ok());
+  return out;
+}
+
+// Checks that `stages` holds exactly `names`, each an ISO-8601 UTC ms time, non-decreasing in
+// that order (the fixed-width text orders like the times).
+void check_stages(const json::value& stages, const std::vector<std::string>& names) {
+  REQUIRE(stages.is_object());
+  const auto& o = stages.get_object();
+  CHECK(o.size() == names.size());
+  std::string prev;
+  for (const auto& n : names) {
+    CAPTURE(n);
+    REQUIRE(o.contains(n));
+    REQUIRE(o.at(n).is_string());
+    std::string t(o.at(n).get_string());
+    CHECK(t.size() == 24);  // 2026-01-02T03:04:05.678Z
+    CHECK(t.back() == 'Z');
+    CHECK(t[10] == 'T');
+    CHECK(prev <= t);
+    prev = t;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("plans and the written and queued audit events carry when each step handled the record") {
+  TempDir dir;
+  const std::string csv = dir.sub("contacts.csv");
+  {
+    std::ofstream out(csv);
+    out << "id,first_name,email,owner,updated_at\n"
+        << "1,Ada,ada@example.com,owner@example.com,2024-05-01T10:00:00Z\n"      // written
+        << "2,Bob,bob@example.com,nobody@example.com,2024-05-01T10:00:00Z\n"     // owner unknown: queued by map
+        << "3,Cy,not-an-email,owner@example.com,2024-05-01T10:00:00Z\n"          // invalid email: queued by validate
+        << "4,Di,di@example.com,owner@example.com,2024-05-01T10:00:00Z\n"        // merged with 5 (same email)
+        << "5,Di,DI@example.com,owner@example.com,2024-05-02T10:00:00Z\n"
+        // Quotes and backslashes in a value: the plan is assembled from the stored JSON text.
+        << "6,\"Ed \"\"the\\\"\" \\\\x\",ed@example.com,owner@example.com,2024-05-01T10:00:00Z\n";
+  }
+  const std::string dest = dir.sub("destination");
+  {
+    auto sb = sandbox::SandboxCrm::create(dest, "hubspot");
+    REQUIRE_MESSAGE(sb.is_ok(), sb.status().to_string());
+    REQUIRE((*sb)->set_user(User{"9001", "owner@example.com", "Owner One", true}).is_ok());
+  }
+  auto cfg = parse_config(stage_times_config(csv, dir.sub("state"), dest), "stage_times.json", dir.path());
+  REQUIRE_MESSAGE(cfg.is_ok(), cfg.status().to_string());
+  auto mig = Migration::open(std::move(*cfg));
+  REQUIRE_MESSAGE(mig.is_ok(), mig.status().to_string());
+  REQUIRE((*mig)->plan(true, "Avery").is_ok());
+
+  const std::vector<std::string> all = {"extracted", "mapped", "deduplicated", "validated"};
+  SUBCASE("a real run") {
+    auto r = (*mig)->run(RunOptions{});
+    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+    const auto& c = r->objects.at(0).second;
+    CHECK(c.written == 3);
+    CHECK(c.merged == 1);
+    CHECK(c.queued == 2);
+
+    check_stages(stages_of(**mig, "contacts/1", "written"), all);
+    // A group written under its primary (5, the newest): both members carry the group's times.
+    check_stages(stages_of(**mig, "contacts/5", "written"), all);
+    check_stages(stages_of(**mig, "contacts/4", "merged"), all);
+    // A mapping problem: the record got through extraction and mapping only.
+    check_stages(stages_of(**mig, "contacts/2", "queued"), {"extracted", "mapped"});
+    // A validation problem: every step up to validation.
+    check_stages(stages_of(**mig, "contacts/3", "queued"), all);
+    // The written event carries the plan's stages.
+    json::value plan;
+    REQUIRE((*mig)->state_env().read([&](store::Txn& t) -> Status {
+      CMG_ASSIGN_OR_RETURN(auto v, t.get("plans", store::key_of({"contacts", "1"})));
+      if (v) plan = json::parse(*v);
+      return Status::ok();
+    }).is_ok());
+    REQUIRE(plan.is_object());
+    CHECK(plan.at("stages") == stages_of(**mig, "contacts/1", "written"));
+    json::value sent;
+    REQUIRE((*mig)->audit("contacts/6", [&](const json::object& e) {
+      if (e.at("action").as_string() == "written") sent = e.at("sent");
+      return true;
+    }).is_ok());
+    REQUIRE(sent.is_object());
+    CHECK(sent.at("firstname").as_string() == "Ed \"the\\\" \\\\x");
+    check_stages(stages_of(**mig, "contacts/6", "written"), all);
+  }
+  SUBCASE("a dry run decides the same records with the same steps") {
+    RunOptions dry;
+    dry.dry_run = true;
+    auto r = (*mig)->run(dry);
+    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+    const auto& c = r->objects.at(0).second;
+    CHECK(c.queued == 2);
+    CHECK(c.pending == 4);  // 1, 6 and the group 4+5 are planned, not written
+    // The scratch state holds the plans with their stages.
+    auto env = store::Env::open(dir.sub("state") + "/dry-run");
+    REQUIRE(env.is_ok());
+    std::map<std::string, json::value> plans;
+    REQUIRE((*env)->read([&](store::Txn& t) {
+      return t.scan("plans", "", [&](std::string_view k, std::string_view v) {
+        plans[std::string(k.substr(k.find('\x1f') + 1))] = json::parse(v);
+        return true;
+      });
+    }).is_ok());
+    REQUIRE(plans.size() == 3);
+    REQUIRE(plans.count("1") == 1);
+    REQUIRE(plans.count("5") == 1);
+    check_stages(plans.at("1").at("stages"), all);
+    check_stages(plans.at("5").at("stages"), all);
+    CHECK(plans.at("6").at("fields").at("firstname").as_string() == "Ed \"the\\\" \\\\x");
+  }
+}
