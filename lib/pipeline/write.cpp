@@ -157,6 +157,7 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
     if (ps.empty()) ps.push_back({reason, "", "", "write", p.last_error, ""});
     extra["destination_object"] = str(p.plan, "o");
     if (p.op.kind == WriteOp::Kind::kUpdate) extra["destination_id"] = p.op.id;
+    if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
     for (const auto& mem : from_array(p.plan.if_contains("members")))
       CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", extra, &ctx));
     return Status::ok();
@@ -406,8 +407,10 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
                                 "' vs destination '" + value_to_text(c.destination_value) + "'",
                             ""});
             if (ps.empty()) ps.push_back({Reason::kMergeConflict, "", "", "merge", mo.reason, ""});
+            json::object extra;
+            if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
             for (const auto& mem : from_array(p.plan.if_contains("members")))
-              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", {}, &ctx));
+              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", extra, &ctx));
             return Status::ok();
           }));
           continue;
@@ -469,6 +472,8 @@ Status Migration::Impl::resolve_intents(RunCtx& ctx) {
       CMG_ASSIGN_OR_RETURN(auto plan, get_json(t, state::kPlans, key_of({object, primary})));
       CMG_ASSIGN_OR_RETURN(auto rec, get_json(t, state::kRecords, key_of({object, primary})));
       if (unresolvable && plan && oc && rec && status_of(*rec) == "planned") {
+        json::object extra{{"destination_object", dobj}};
+        if (const auto* st = plan->if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
         for (const auto& mem : from_array(plan->if_contains("members")))
           CMG_RETURN_IF_ERROR(enqueue(t, object, mem,
                                       {{Reason::kRetriesExhausted, "", "", "write",
@@ -476,7 +481,7 @@ Status Migration::Impl::resolve_intents(RunCtx& ctx) {
                                             ", which has no idempotency key to look the record up by; check the "
                                             "destination before reprocessing",
                                         ""}},
-                                      "write", json::object{{"destination_object", dobj}}, &ctx));
+                                      "write", extra, &ctx));
         return t.del(state::kIntents, k).status();
       }
       if (!found || !plan || !oc || !rec || status_of(*rec) != "planned") {
