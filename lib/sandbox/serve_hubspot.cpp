@@ -1072,11 +1072,9 @@ class HubSpot {
     return out;
   }
 
-  // Adds `other` to the association field of holder record `id`. Returns the failed result, if any.
-  Result<WriteRun> add_link(const Link& link, const std::string& id, const std::string& other) {
-    CMG_ASSIGN_OR_RETURN(auto rec, ctx_.crm->get(link.holder->name, id));
-    std::vector<std::string> ids = rec ? ids_in(rec->fields.if_contains(link.field)) : std::vector<std::string>{};
-    if (std::find(ids.begin(), ids.end(), other) == ids.end()) ids.push_back(other);
+  // The update that sets holder record `id`'s association field to `ids`, in numeric id order: one
+  // id as a plain value, several as an array.
+  static WriteOp link_update(const Link& link, const std::string& id, std::vector<std::string> ids) {
     std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
       return a.size() != b.size() ? a.size() < b.size() : a < b;
     });
@@ -1087,10 +1085,18 @@ class HubSpot {
       op.fields[link.field] = ids.front();
     } else {
       json::array a;
-      for (const auto& s : ids) a.push_back(json::value(s));
+      for (const auto& x : ids) a.push_back(json::value(x));
       op.fields[link.field] = std::move(a);
     }
-    return run_write(ctx_, link.holder->name, {op}, error);
+    return op;
+  }
+
+  // Adds `other` to the association field of holder record `id`. Returns the failed result, if any.
+  Result<WriteRun> add_link(const Link& link, const std::string& id, const std::string& other) {
+    CMG_ASSIGN_OR_RETURN(auto rec, ctx_.crm->get(link.holder->name, id));
+    std::vector<std::string> ids = rec ? ids_in(rec->fields.if_contains(link.field)) : std::vector<std::string>{};
+    if (std::find(ids.begin(), ids.end(), other) == ids.end()) ids.push_back(other);
+    return run_write(ctx_, link.holder->name, {link_update(link, id, std::move(ids))}, error);
   }
 
   json::object association_result(const std::string& from, const std::string& from_id, const std::string& to,
@@ -1238,23 +1244,7 @@ class HubSpot {
     BatchWrite out;
     if (holders.empty()) return out;
     std::vector<WriteOp> ops;
-    for (const auto& h : holders) {
-      std::vector<std::string>& ids = links[h];
-      std::sort(ids.begin(), ids.end(), [](const std::string& x, const std::string& y) {
-        return x.size() != y.size() ? x.size() < y.size() : x < y;
-      });
-      WriteOp op;
-      op.kind = WriteOp::Kind::kUpdate;
-      op.id = h;
-      if (ids.size() == 1) {
-        op.fields[link.field] = ids.front();
-      } else {
-        json::array arr;
-        for (const auto& x : ids) arr.push_back(json::value(x));
-        op.fields[link.field] = std::move(arr);
-      }
-      ops.push_back(std::move(op));
-    }
+    for (const auto& h : holders) ops.push_back(link_update(link, h, std::move(links[h])));
     CMG_ASSIGN_OR_RETURN(auto run, run_write(ctx_, link.holder->name, ops, error));
     out.fault = run.fault;
     if (run.refusal) {
