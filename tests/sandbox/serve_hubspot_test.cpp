@@ -24,21 +24,14 @@ constexpr const char* kToken = "hs-test-token-123";
 
 struct HubSpotServer {
   TempDir dir;
-  std::shared_ptr<SandboxCrm> crm;
-  std::unique_ptr<cmg::net::HttpServer> server;
+  serve_test::ServedSandbox served;
+  std::shared_ptr<SandboxCrm>& crm = served.crm;
+  std::unique_ptr<cmg::net::HttpServer>& server = served.server;
 
-  explicit HubSpotServer(SandboxServeOptions opts = {}) {
-    auto c = SandboxCrm::create(dir.sub("hs"), "hubspot");
-    REQUIRE_MESSAGE(c.is_ok(), c.status().to_string());
-    crm = *c;
-    REQUIRE(crm->set_user(cmg::User{"101", "ana@example.com", "Ana Lopez", true}).is_ok());
-    REQUIRE(crm->set_user(cmg::User{"102", "bo@example.com", "Bo Chen", true}).is_ok());
-    if (opts.token.empty()) opts.token = kToken;
-    if (!opts.limits) opts.limits = cmg::Quota{100000, 10000, 0, 100};
-    auto s = cmg::sandbox::serve_sandbox(crm, Dialect::kHubSpot, opts);
-    REQUIRE_MESSAGE(s.is_ok(), s.status().to_string());
-    server = std::move(s).value();
-  }
+  explicit HubSpotServer(SandboxServeOptions opts = {})
+      : served(dir.sub("hs"), "hubspot", Dialect::kHubSpot,
+               {cmg::User{"101", "ana@example.com", "Ana Lopez", true}, cmg::User{"102", "bo@example.com", "Bo Chen", true}},
+               std::move(opts), kToken, cmg::Quota{100000, 10000, 0, 100}) {}
   Client client() { return Client(server->port(), {{"Authorization", std::string("Bearer ") + kToken}}); }
 };
 

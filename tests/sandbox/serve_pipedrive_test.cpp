@@ -25,20 +25,13 @@ constexpr std::int64_t kT0 = 1714557600000;  // 2024-05-01T10:00:00Z
 
 struct PipedriveServer {
   TempDir dir;
-  std::shared_ptr<SandboxCrm> crm;
-  std::unique_ptr<cmg::net::HttpServer> server;
+  serve_test::ServedSandbox served;
+  std::shared_ptr<SandboxCrm>& crm = served.crm;
+  std::unique_ptr<cmg::net::HttpServer>& server = served.server;
 
-  explicit PipedriveServer(SandboxServeOptions opts = {}) {
-    auto c = SandboxCrm::create(dir.sub("pd"), "pipedrive");
-    REQUIRE_MESSAGE(c.is_ok(), c.status().to_string());
-    crm = *c;
-    REQUIRE(crm->set_user(cmg::User{"7", "ana@example.com", "Ana Lopez", true}).is_ok());
-    if (opts.token.empty()) opts.token = kToken;
-    if (!opts.limits) opts.limits = cmg::Quota{100000, 2000, 0, 100};
-    auto s = cmg::sandbox::serve_sandbox(crm, Dialect::kPipedrive, opts);
-    REQUIRE_MESSAGE(s.is_ok(), s.status().to_string());
-    server = std::move(s).value();
-  }
+  explicit PipedriveServer(SandboxServeOptions opts = {})
+      : served(dir.sub("pd"), "pipedrive", Dialect::kPipedrive, {cmg::User{"7", "ana@example.com", "Ana Lopez", true}},
+               std::move(opts), kToken, cmg::Quota{100000, 2000, 0, 100}) {}
   Client client() { return Client(server->port(), {{"x-api-token", kToken}}); }
 
   void seed_persons(int n) {

@@ -1,5 +1,8 @@
-// A blocking HTTP/1.1 client for the `sandbox serve` tests (one keep-alive connection to 127.0.0.1).
+// For the `sandbox serve` tests: a blocking HTTP/1.1 client (one keep-alive connection to
+// 127.0.0.1) and a sandbox CRM served in a dialect.
 #pragma once
+
+#include <doctest/doctest.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,6 +15,9 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "crmmigrate/sandbox/sandbox.hpp"
+#include "crmmigrate/sandbox/serve.hpp"
 
 namespace serve_test {
 
@@ -42,6 +48,27 @@ struct Reply {
   mutable std::shared_ptr<boost::json::value> parsed_;
 
  public:
+};
+
+/// A sandbox CRM of `preset` created in `dir` with `users`, served in `dialect` on 127.0.0.1. `opts`
+/// gets `token` and `limits` unless it names its own.
+struct ServedSandbox {
+  std::shared_ptr<cmg::sandbox::SandboxCrm> crm;
+  std::unique_ptr<cmg::net::HttpServer> server;
+
+  ServedSandbox(const std::string& dir, const char* preset, cmg::sandbox::Dialect dialect,
+                const std::vector<cmg::User>& users, cmg::sandbox::SandboxServeOptions opts, const char* token,
+                cmg::Quota limits) {
+    auto c = cmg::sandbox::SandboxCrm::create(dir, preset);
+    REQUIRE_MESSAGE(c.is_ok(), c.status().to_string());
+    crm = *c;
+    for (const auto& u : users) REQUIRE(crm->set_user(u).is_ok());
+    if (opts.token.empty()) opts.token = token;
+    if (!opts.limits) opts.limits = limits;
+    auto s = cmg::sandbox::serve_sandbox(crm, dialect, opts);
+    REQUIRE_MESSAGE(s.is_ok(), s.status().to_string());
+    server = std::move(s).value();
+  }
 };
 
 class Client {
