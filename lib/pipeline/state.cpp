@@ -83,26 +83,13 @@ std::int64_t stamp_ms() {
 }
 
 void append_stamp(std::string& out, std::int64_t ms) {
-  // A record's steps mostly share two times (its mapping's and its chunk's): the last two texts
-  // are kept at hand, the others in a small map.
-  thread_local std::int64_t recent_ms[2] = {-1, -1};
-  thread_local std::string recent_text[2];
-  for (int i = 0; i < 2; ++i) {
-    if (recent_ms[i] == ms) {
-      out += recent_text[i];
-      return;
-    }
-  }
+  // A chunk of records shares a few step times: each is formatted once.
   thread_local std::unordered_map<std::int64_t, std::string> cache;
   auto it = cache.find(ms);
   if (it == cache.end()) {
     if (cache.size() >= 4096) cache.clear();
     it = cache.emplace(ms, format_timestamp_ms(ms)).first;
   }
-  recent_ms[1] = recent_ms[0];
-  recent_text[1].swap(recent_text[0]);
-  recent_ms[0] = ms;
-  recent_text[0] = it->second;
   out += it->second;
 }
 
@@ -115,20 +102,6 @@ void fill_unknown(std::int64_t (&t)[4], int steps) {
     if (t[i] <= 0) t[i] = t[i + 1];
 }
 }  // namespace
-
-json::object stages_json(int steps, std::int64_t extracted, std::int64_t mapped, std::int64_t deduplicated,
-                         std::int64_t validated) {
-  std::int64_t t[4] = {extracted, mapped, deduplicated, validated};
-  fill_unknown(t, steps);
-  json::object o;
-  std::string text;
-  for (int i = 0; i < steps && i < 4; ++i) {
-    text.clear();
-    append_stamp(text, t[i]);
-    o[kStageNames[i]] = text;
-  }
-  return o;
-}
 
 void append_stages(std::string& out, int steps, std::int64_t extracted, std::int64_t mapped, std::int64_t deduplicated,
                    std::int64_t validated) {
@@ -144,6 +117,13 @@ void append_stages(std::string& out, int steps, std::int64_t extracted, std::int
     out.push_back('"');
   }
   out.push_back('}');
+}
+
+json::object stages_json(int steps, std::int64_t extracted, std::int64_t mapped, std::int64_t deduplicated,
+                         std::int64_t validated) {
+  std::string text;
+  append_stages(text, steps, extracted, mapped, deduplicated, validated);
+  return json::parse(text).as_object();
 }
 
 std::int64_t now_ms() {
