@@ -42,92 +42,6 @@ constexpr std::size_t kPlanBatch = 2000;
 constexpr std::size_t kDryExtractBatch = 1000;
 constexpr std::size_t kDryPlanBatch = 2000;
 
-// The `mapped` db value: {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv", "x", "m"}
-// (read back here and by the review console). Written as text in that member order, and read
-// back by plan_object's common case without a full parse (mapped_parts).
-struct MappedParts {
-  std::string_view dobj, fields, translations, defaults, dropped;
-};
-
-// End of the JSON value starting at `pos` in text written by a JSON serializer (so well-formed);
-// npos when the text ends first.
-std::size_t skip_json_value(std::string_view s, std::size_t pos) {
-  auto skip_string = [&](std::size_t p) -> std::size_t {  // p at the opening quote
-    // memchr to each quote; a quote preceded by an odd number of backslashes is escaped.
-    // (string_view::find_first_of with a two-character set would run a memchr per byte.)
-    for (++p;;) {
-      const void* q = p < s.size() ? std::memchr(s.data() + p, '"', s.size() - p) : nullptr;
-      if (!q) return std::string_view::npos;
-      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - s.data());
-      std::size_t backslashes = 0;
-      while (at - backslashes > p && s[at - backslashes - 1] == '\\') ++backslashes;
-      if (backslashes % 2 == 0) return at + 1;
-      p = at + 1;
-    }
-  };
-  if (pos >= s.size()) return std::string_view::npos;
-  if (s[pos] == '"') return skip_string(pos);
-  if (s[pos] == '{' || s[pos] == '[') {
-    int depth = 0;
-    for (std::size_t p = pos; p < s.size();) {
-      char c = s[p];
-      if (c == '"') {
-        p = skip_string(p);
-        if (p == std::string_view::npos) return p;
-        continue;
-      }
-      if (c == '{' || c == '[') ++depth;
-      if (c == '}' || c == ']') {
-        if (--depth == 0) return p + 1;
-      }
-      ++p;
-    }
-    return std::string_view::npos;
-  }
-  std::size_t p = pos;
-  while (p < s.size() && s[p] != ',' && s[p] != '}' && s[p] != ']') ++p;
-  return p;
-}
-
-// The leading members of a `mapped` value as plan_object writes it; false for any other layout
-// (the caller then parses the value).
-bool mapped_parts(std::string_view v, MappedParts& m) {
-  std::size_t pos = 0;
-  const std::pair<std::string_view, std::string_view*> members[] = {{R"({"o":)", &m.dobj},
-                                                                    {R"(,"fields":)", &m.fields},
-                                                                    {R"(,"translations":)", &m.translations},
-                                                                    {R"(,"defaults":)", &m.defaults},
-                                                                    {R"(,"dropped":)", &m.dropped}};
-  for (const auto& [name, part] : members) {
-    if (v.compare(pos, name.size(), name) != 0) return false;
-    pos += name.size();
-    std::size_t end = skip_json_value(v, pos);
-    if (end == std::string_view::npos) return false;
-    *part = v.substr(pos, end - pos);
-    pos = end;
-  }
-  // The destination object must be a plain string (it is used unquoted below).
-  if (m.dobj.size() < 2 || m.dobj.front() != '"' || m.dobj.find('\\') != std::string_view::npos) return false;
-  m.dobj = m.dobj.substr(1, m.dobj.size() - 2);
-  return true;
-}
-
-// "x" and "m" of a `mapped` value (when the record was extracted and mapped; map_record writes
-// them last, so the last occurrence of each name is the member itself); 0 when absent.
-void mapped_times(std::string_view v, std::int64_t* extracted_at, std::int64_t* mapped_at) {
-  auto number = [&](std::string_view name) -> std::int64_t {
-    std::size_t p = v.rfind(name);
-    if (p == std::string_view::npos) return 0;
-    std::int64_t n = 0;
-    std::size_t digits = 0;  // at most 18: no overflow, whatever the stored text
-    for (p += name.size(); p < v.size() && v[p] >= '0' && v[p] <= '9' && digits < 18; ++p, ++digits)
-      n = n * 10 + (v[p] - '0');
-    return n;
-  };
-  *extracted_at = number(R"(,"x":)");
-  *mapped_at = number(R"(,"m":)");
-}
-
 // Appends the JSON text of a string array (what json::serialize(to_array(v)) gives).
 void append_string_array(std::string& out, const std::vector<std::string>& v) {
   out.push_back('[');
@@ -743,56 +657,32 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
     // When this chunk was deduplicated and validated (one clock read per chunk).
     const std::int64_t decided_at = state::stamp_ms();
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-      std::string k, plan_text;
+      std::string k;
       for (std::size_t gi = start; gi < end; ++gi) {
         const auto& g = groups[gi];
         if (g.kind == GroupKind::kSingle && g.decision == DestinationDecision::kNew && g.members.size() == 1 &&
             g.members.front().linked_by.empty()) {
           // A record that stays alone and is created as mapped (the common case): its plan is
-          // the one the general path below writes, assembled from the stored JSON texts.
+          // the one the general path below would store, so it is not stored but derived from the
+          // mapped value when read (state::load_plan). Prevalidated in phase 1 ("ready"): mapped
+          // in this pass by map_record, valid as a create, without the idempotency property.
           const std::string& id = g.members.front().id;
-          k.assign(oc.name).push_back('\x1f');
-          k += id;
-          CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, k));
-          if (!raw) return Status(Code::kStorage, "missing mapped copy of " + oc.name + "/" + id);
-          MappedParts mp;
-          const ObjectSchema* os =
-              prevalidate && !not_ready.count(id) && mapped_parts(*raw, mp) ? dst_schema->object(mp.dobj)
-                                                                              : nullptr;
-          if (os && mp.fields.size() >= 2 && mp.fields.front() == '{') {
-            // Same members and order as the json::object the general path serialises.
-            plan_text.assign(R"({"members":[)");
-            state::append_json_string(plan_text, id);
-            plan_text += R"(],"o":)";
-            state::append_json_string(plan_text, mp.dobj);
-            plan_text += R"(,"key":"","translations":)";
-            plan_text.append(mp.translations.data(), mp.translations.size());
-            plan_text += R"(,"defaults":)";
-            plan_text.append(mp.defaults.data(), mp.defaults.size());
-            plan_text += R"(,"dropped":)";
-            plan_text.append(mp.dropped.data(), mp.dropped.size());
-            plan_text += R"(,"action":"create","fields":)";
-            if (os->id_property.empty()) {
-              plan_text.append(mp.fields.data(), mp.fields.size());
+          if (prevalidate && !not_ready.count(id)) {
+            k.assign(oc.name).push_back('\x1f');
+            k += id;
+            const ObjectSchema* os = nullptr;
+            if (oc.route_by.empty()) {
+              os = dst_schema->object(oc.destination);
             } else {
-              // The idempotency property is not among the fields (checked in phase 1): it goes last.
-              plan_text.append(mp.fields.data(), mp.fields.size() - 1);
-              if (mp.fields.size() > 2) plan_text.push_back(',');
-              state::append_json_string(plan_text, os->id_property);
-              plan_text.push_back(':');
-              state::append_json_string(plan_text, state::idempotency_key(id));
-              plan_text.push_back('}');
+              // Routed: the destination object is the mapped value's first member.
+              CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, k));
+              std::string_view dobj;
+              if (raw && state::mapped_destination(*raw, &dobj)) os = dst_schema->object(std::string(dobj));
             }
-            plan_text += R"(,"idempotency_key":)";
-            state::append_json_string(plan_text, state::idempotency_key(id));
-            plan_text += R"(,"rule":"fold","stages":)";
-            std::int64_t extracted_at = 0, mapped_at = 0;
-            mapped_times(*raw, &extracted_at, &mapped_at);
-            state::append_stages(plan_text, 4, extracted_at, mapped_at, decided_at, decided_at);
-            plan_text.push_back('}');
-            CMG_RETURN_IF_ERROR(t.put(state::kPlans, k, plan_text));
-            CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::planned_value(id)));
-            continue;
+            if (os) {
+              CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::planned_as_mapped_value(id, decided_at, os->id_property)));
+              continue;
+            }
           }
         }
         std::vector<Record> members;

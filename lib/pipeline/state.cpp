@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <unordered_map>
 
 #include "crmmigrate/core/time.hpp"
@@ -71,6 +72,171 @@ std::string source_value(const Record& r, std::int64_t extracted_ms) {
   out += std::to_string(extracted_ms);
   out.push_back('}');
   return out;
+}
+
+namespace {
+
+// The `mapped` db value: {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv", "x", "m"},
+// written as text in that member order by map_record (run.cpp); a plan derived from it reads
+// the parts it needs without a full parse (mapped_parts).
+struct MappedParts {
+  std::string_view dobj, fields, translations, defaults, dropped;
+};
+
+// End of the JSON value starting at `pos` in text written by a JSON serializer (so well-formed);
+// npos when the text ends first.
+std::size_t skip_json_value(std::string_view s, std::size_t pos) {
+  auto skip_string = [&](std::size_t p) -> std::size_t {  // p at the opening quote
+    // memchr to each quote; a quote preceded by an odd number of backslashes is escaped.
+    // (string_view::find_first_of with a two-character set would run a memchr per byte.)
+    for (++p;;) {
+      const void* q = p < s.size() ? std::memchr(s.data() + p, '"', s.size() - p) : nullptr;
+      if (!q) return std::string_view::npos;
+      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - s.data());
+      std::size_t backslashes = 0;
+      while (at - backslashes > p && s[at - backslashes - 1] == '\\') ++backslashes;
+      if (backslashes % 2 == 0) return at + 1;
+      p = at + 1;
+    }
+  };
+  if (pos >= s.size()) return std::string_view::npos;
+  if (s[pos] == '"') return skip_string(pos);
+  if (s[pos] == '{' || s[pos] == '[') {
+    int depth = 0;
+    for (std::size_t p = pos; p < s.size();) {
+      char c = s[p];
+      if (c == '"') {
+        p = skip_string(p);
+        if (p == std::string_view::npos) return p;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (--depth == 0) return p + 1;
+      }
+      ++p;
+    }
+    return std::string_view::npos;
+  }
+  std::size_t p = pos;
+  while (p < s.size() && s[p] != ',' && s[p] != '}' && s[p] != ']') ++p;
+  return p;
+}
+
+// The leading members of a `mapped` value as plan_object writes it; false for any other layout
+// (the caller then parses the value).
+bool mapped_parts(std::string_view v, MappedParts& m) {
+  std::size_t pos = 0;
+  const std::pair<std::string_view, std::string_view*> members[] = {{R"({"o":)", &m.dobj},
+                                                                    {R"(,"fields":)", &m.fields},
+                                                                    {R"(,"translations":)", &m.translations},
+                                                                    {R"(,"defaults":)", &m.defaults},
+                                                                    {R"(,"dropped":)", &m.dropped}};
+  for (const auto& [name, part] : members) {
+    if (v.compare(pos, name.size(), name) != 0) return false;
+    pos += name.size();
+    std::size_t end = skip_json_value(v, pos);
+    if (end == std::string_view::npos) return false;
+    *part = v.substr(pos, end - pos);
+    pos = end;
+  }
+  // The destination object must be a plain string (it is used unquoted below).
+  if (m.dobj.size() < 2 || m.dobj.front() != '"' || m.dobj.find('\\') != std::string_view::npos) return false;
+  m.dobj = m.dobj.substr(1, m.dobj.size() - 2);
+  return true;
+}
+
+// "x" and "m" of a `mapped` value (when the record was extracted and mapped; map_record writes
+// them last, so the last occurrence of each name is the member itself); 0 when absent.
+void mapped_times(std::string_view v, std::int64_t* extracted_at, std::int64_t* mapped_at) {
+  auto number = [&](std::string_view name) -> std::int64_t {
+    std::size_t p = v.rfind(name);
+    if (p == std::string_view::npos) return 0;
+    std::int64_t n = 0;
+    std::size_t digits = 0;  // at most 18: no overflow, whatever the stored text
+    for (p += name.size(); p < v.size() && v[p] >= '0' && v[p] <= '9' && digits < 18; ++p, ++digits)
+      n = n * 10 + (v[p] - '0');
+    return n;
+  };
+  *extracted_at = number(R"(,"x":)");
+  *mapped_at = number(R"(,"m":)");
+}
+
+}  // namespace
+
+std::string planned_as_mapped_value(std::string_view primary, std::int64_t decided_ms, std::string_view id_property) {
+  std::string out = planned_value(primary);
+  out.pop_back();
+  out += R"(,"as_mapped":)";
+  out += std::to_string(decided_ms);
+  if (!id_property.empty()) {
+    out += R"(,"id_property":)";
+    append_json_string(out, id_property);
+  }
+  out.push_back('}');
+  return out;
+}
+
+bool mapped_destination(std::string_view mapped, std::string_view* dobj) {
+  MappedParts mp;
+  if (!mapped_parts(mapped, mp)) return false;
+  *dobj = mp.dobj;
+  return true;
+}
+
+bool derive_plan(std::string_view mapped, std::string_view primary, std::string_view id_property,
+                 std::int64_t decided_ms, std::string& out) {
+  MappedParts mp;
+  if (!mapped_parts(mapped, mp) || mp.fields.size() < 2 || mp.fields.front() != '{') return false;
+  // Same members and order as the json::object plan_object's general path serialises.
+  out.assign(R"({"members":[)");
+  append_json_string(out, primary);
+  out += R"(],"o":)";
+  append_json_string(out, mp.dobj);
+  out += R"(,"key":"","translations":)";
+  out.append(mp.translations.data(), mp.translations.size());
+  out += R"(,"defaults":)";
+  out.append(mp.defaults.data(), mp.defaults.size());
+  out += R"(,"dropped":)";
+  out.append(mp.dropped.data(), mp.dropped.size());
+  out += R"(,"action":"create","fields":)";
+  const std::string key = idempotency_key(std::string(primary));
+  if (id_property.empty()) {
+    out.append(mp.fields.data(), mp.fields.size());
+  } else {
+    // The idempotency property is not among the mapped fields (plan_object checked): it goes last.
+    out.append(mp.fields.data(), mp.fields.size() - 1);
+    if (mp.fields.size() > 2) out.push_back(',');
+    append_json_string(out, id_property);
+    out.push_back(':');
+    append_json_string(out, key);
+    out.push_back('}');
+  }
+  out += R"(,"idempotency_key":)";
+  append_json_string(out, key);
+  out += R"(,"rule":"fold","stages":)";
+  std::int64_t extracted_at = 0, mapped_at = 0;
+  mapped_times(mapped, &extracted_at, &mapped_at);
+  append_stages(out, 4, extracted_at, mapped_at, decided_ms, decided_ms);
+  out.push_back('}');
+  return true;
+}
+
+Result<std::optional<json::object>> load_plan(store::Txn& t, std::string_view object, std::string_view primary) {
+  std::string k(object);
+  k.push_back('\x1f');
+  k.append(primary.data(), primary.size());
+  CMG_ASSIGN_OR_RETURN(auto rec, get_json(t, kRecords, k));
+  const json::value* as_mapped = rec ? rec->if_contains("as_mapped") : nullptr;
+  if (!as_mapped || !as_mapped->is_int64() || status_of(*rec) != "planned") return get_json(t, kPlans, k);
+  CMG_ASSIGN_OR_RETURN(auto raw, t.get(kMapped, k));
+  std::string text;
+  if (!raw || !derive_plan(*raw, primary, str(*rec, "id_property"), as_mapped->get_int64(), text))
+    return Status(Code::kStorage, "corrupt value in state database 'mapped' (the plan of " + k.substr(0, object.size()) +
+                                      "/" + std::string(primary) + " is derived from it)");
+  auto plan = parse_object(text);
+  if (!plan) return Status(Code::kStorage, "corrupt value in state database 'mapped'");
+  return plan;
 }
 
 std::int64_t stamp_ms() {

@@ -6,13 +6,17 @@
 //                    {"object", "id", "updated_at", "fields", "x"}; "x" = when it was extracted
 //                    (Unix ms; absent in values written by delta passes and older versions)
 //   records          object␟source id → {"s": status, "d": destination id, "o": destination object, "h": hash}
+//                    A group of one created exactly as mapped (most records) has no stored plan until it
+//                    is written: its status {"s":"planned","p",  "as_mapped": when deduplicated and
+//                    validated (Unix ms), "id_property"} says the plan is derived from its `mapped`
+//                    value (load_plan), which saves storing a second copy of its fields.
 //                    (a dry run's extract leaves {"s":"mapped"} for a record it mapped at once: it has
 //                    no `src` copy in the scratch state, its `mapped` value waits for dedup)
 //   mapped           object␟source id → {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv",
 //                    "x", "m"} (written as text in this member order; run.cpp reads the first five and
 //                    the last two back without a full parse). "x": when the record was extracted,
 //                    "m": when it was mapped (Unix ms; both absent in values of older versions)
-//   plans            object␟source id → plan of a group primary: {"action", "members", "fields", "key", "rule",
+//   plans            object␟source id → plan of a group primary (read through load_plan): {"action", "members", "fields", "key", "rule",
 //                    "stages", ...}; "stages": {"extracted", "mapped", "deduplicated", "validated"} as
 //                    format_timestamp_ms text: when each step handled the group
 //   idmap            object␟source id → destination id;  idmap_rev: destination object␟destination id → object␟source id
@@ -64,6 +68,24 @@ inline constexpr std::string_view kExtractedValue = R"({"s":"extracted"})";
 
 /// `{"s":"planned","p":primary}` as put_json writes it.
 std::string planned_value(std::string_view primary);
+
+/// `{"s":"planned","p":primary,"as_mapped":decided_ms,"id_property":name}` ("id_property" absent when
+/// the destination object has none): a group of one whose plan is a create of its mapped fields
+/// as they are, derived on demand (load_plan) instead of being stored.
+std::string planned_as_mapped_value(std::string_view primary, std::int64_t decided_ms, std::string_view id_property);
+
+/// The text of the create plan of `primary` planned as mapped, from its `mapped` value: the bytes
+/// plan_object's general path would have stored. False when `mapped` is not in map_record's layout.
+bool derive_plan(std::string_view mapped, std::string_view primary, std::string_view id_property,
+                 std::int64_t decided_ms, std::string& out);
+
+/// The destination object of a `mapped` value (its "o"); false when `mapped` is not in
+/// map_record's layout.
+bool mapped_destination(std::string_view mapped, std::string_view* dobj);
+
+/// The plan of group primary `object`/`primary`: derived when its status says it is planned as
+/// mapped, otherwise the one stored in `plans`; nullopt when it has none. Errors: kStorage.
+Result<std::optional<json::object>> load_plan(store::Txn& t, std::string_view object, std::string_view primary);
 
 /// The `src` value of `r` extracted at `extracted_ms` (Unix ms): the bytes of
 /// put_json(record_to_json(r)) plus a last member "x": extracted_ms, without copying the fields

@@ -120,7 +120,7 @@ Result<json::object> record_timeline(const store::Env& env, const MigrationConfi
     }
     // The dedup decision lives in the plan of the record's group primary.
     std::string primary = rec && !str(*rec, "p").empty() ? str(*rec, "p") : sid;
-    CMG_ASSIGN_OR_RETURN(auto plan, get_json(t, state::kPlans, key_of({object, primary})));
+    CMG_ASSIGN_OR_RETURN(auto plan, state::load_plan(t, object, primary));
     if (plan) {
       json::object step{{"step", "dedup"}, {"derived", true}};
       step["decision"] = str(*plan, "action");
@@ -215,7 +215,7 @@ Result<json::array> search_records(const store::Env& env, const MigrationConfig&
           if (parts.size() != 2) continue;
           std::string object(parts[0]), primary(parts[1]);
           // idmap_rev names the group primary; its merged members share the destination record.
-          CMG_ASSIGN_OR_RETURN(auto plan, get_json(t, state::kPlans, key_of({object, primary})));
+          CMG_ASSIGN_OR_RETURN(auto plan, state::load_plan(t, object, primary));
           std::vector<std::string> members =
               plan ? state::from_array(plan->if_contains("members")) : std::vector<std::string>{};
           if (members.empty()) members.push_back(primary);

@@ -13,6 +13,7 @@
 #include "crmmigrate/pipeline/migration.hpp"
 #include "crmmigrate/sandbox/sandbox.hpp"
 #include "crmmigrate/store/lmdb_env.hpp"
+#include "pipeline/state_internal.hpp"
 #include "test_util.hpp"
 
 using namespace cmg;
@@ -144,19 +145,29 @@ TEST_CASE("plans and the written and queued audit events carry when each step ha
     const auto& c = r->objects.at(0).second;
     CHECK(c.queued == 2);
     CHECK(c.pending == 4);  // 1, 6 and the group 4+5 are planned, not written
-    // The scratch state holds the plans with their stages.
+    // The scratch state holds the plans with their stages: the group 4+5 stored, the records
+    // created as mapped (1, 6) derived from their mapped values.
     auto env = store::Env::open(dir.sub("state") + "/dry-run");
     REQUIRE(env.is_ok());
     std::map<std::string, json::value> plans;
-    REQUIRE((*env)->read([&](store::Txn& t) {
-      return t.scan("plans", "", [&](std::string_view k, std::string_view v) {
-        plans[std::string(k.substr(k.find('\x1f') + 1))] = json::parse(v);
+    std::size_t stored = 0;
+    REQUIRE((*env)->read([&](store::Txn& t) -> Status {
+      CMG_RETURN_IF_ERROR(t.scan("plans", "", [&](std::string_view, std::string_view) {
+        ++stored;
         return true;
-      });
+      }));
+      for (const char* id : {"1", "5", "6"}) {
+        CMG_ASSIGN_OR_RETURN(auto p, state::load_plan(t, "contacts", id));
+        if (p) plans[id] = std::move(*p);
+      }
+      return Status::ok();
     }).is_ok());
+    CHECK(stored == 1);
     REQUIRE(plans.size() == 3);
-    REQUIRE(plans.count("1") == 1);
-    REQUIRE(plans.count("5") == 1);
+    CHECK(plans.at("1").at("action").as_string() == "create");
+    CHECK(plans.at("1").at("members") == json::array{"1"});
+    CHECK(plans.at("1").at("idempotency_key").as_string() == "1");
+    CHECK(plans.at("5").at("members").as_array().size() == 2);
     check_stages(plans.at("1").at("stages"), all);
     check_stages(plans.at("5").at("stages"), all);
     CHECK(plans.at("6").at("fields").at("firstname").as_string() == "Ed \"the\\\" \\\\x");
