@@ -283,6 +283,27 @@ bool id_less(std::string_view a, std::string_view b) noexcept {
   return a < b;
 }
 
+namespace {
+
+// A key whose order agrees with id_less wherever two keys differ.
+std::uint64_t id_order_key(std::string_view id) noexcept {
+  if (all_digits(id)) {
+    // Numeric ids order by value: up to 18 significant digits fit below 2^60; longer ones are
+    // all larger than those (and ordered among themselves by id_less).
+    std::string_view digits = id.substr(std::min(id.find_first_not_of('0'), id.size()));
+    if (digits.size() > 18) return std::uint64_t{1} << 62;
+    std::uint64_t v = 0;
+    for (char c : digits) v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    return v;
+  }
+  // Other ids order after numeric ones, by bytes: the first eight, big-endian, less the last bit.
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | (i < id.size() ? static_cast<unsigned char>(id[i]) : 0u);
+  return (std::uint64_t{1} << 63) | (v >> 1);
+}
+
+}  // namespace
+
 const char* group_kind_name(GroupKind kind) noexcept {
   switch (kind) {
     case GroupKind::kSingle: return "single";
@@ -360,11 +381,17 @@ struct Deduplicator::Impl {
 
   // Sorted entity indices by id; fails on a repeated id.
   Status sorted_ids(const EntityTable& t, const char* side, std::vector<std::uint32_t>& order) const {
-    order.resize(t.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return id_less(arena.get(t.id_refs[a]), arena.get(t.id_refs[b]));
+    // Sorted on an integer key that orders as id_less does wherever two keys differ (ids are
+    // compared in full only on equal keys): no string is read for most comparisons.
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> keyed(t.size());
+    for (std::size_t i = 0; i < keyed.size(); ++i)
+      keyed[i] = {id_order_key(arena.get(t.id_refs[i])), static_cast<std::uint32_t>(i)};
+    std::sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first < b.first;
+      return id_less(arena.get(t.id_refs[a.second]), arena.get(t.id_refs[b.second]));
     });
+    order.resize(t.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = keyed[i].second;
     for (std::size_t i = 1; i < order.size(); ++i) {
       std::string_view prev = arena.get(t.id_refs[order[i - 1]]);
       if (prev == arena.get(t.id_refs[order[i]])) {

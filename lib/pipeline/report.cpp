@@ -44,11 +44,21 @@ Result<Report> Migration::Impl::report(const std::string& forced_state) {
       ObjectCounts c;
       CMG_RETURN_IF_ERROR(t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view, std::string_view v) {
         ++c.source;
-        // Values are small JSON objects whose first member is the status.
-        if (v.find("\"s\":\"written\"") != std::string_view::npos) ++c.written;
-        else if (v.find("\"s\":\"merged\"") != std::string_view::npos) ++c.merged;
-        else if (v.find("\"s\":\"queued\"") != std::string_view::npos) ++c.queued;
-        else if (v.find("\"s\":\"skipped\"") != std::string_view::npos) ++c.skipped;
+        // Values are small JSON objects whose first member is the status, read without a parse.
+        constexpr std::string_view kLead = R"({"s":")";
+        std::string_view s;
+        std::string parsed;  // any other layout
+        if (v.compare(0, kLead.size(), kLead) == 0) {
+          std::size_t end = v.find('"', kLead.size());
+          if (end != std::string_view::npos) s = v.substr(kLead.size(), end - kLead.size());
+        } else if (auto rec = state::parse_object(v)) {
+          parsed = state::status_of(*rec);
+          s = parsed;
+        }
+        if (s == "written") ++c.written;
+        else if (s == "merged") ++c.merged;
+        else if (s == "queued") ++c.queued;
+        else if (s == "skipped") ++c.skipped;
         else ++c.pending;
         return true;
       }));

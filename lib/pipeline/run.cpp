@@ -991,12 +991,10 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess, bool
   std::string forced;
   if (stop == StepResult::kPaused) forced = "paused";
   else if (stop == StepResult::kHalted) forced = "halted";
-  if (forced.empty()) {
-    CMG_ASSIGN_OR_RETURN(Report r, report("incomplete"));
-    std::string final_state = r.complete ? "complete" : "incomplete";
-    CMG_RETURN_IF_ERROR(set_run_state(final_state, ""));
-  }
+  // Not "running" any more (report() would take that for a live run): the counts decide.
+  if (forced.empty()) CMG_RETURN_IF_ERROR(set_run_state("incomplete", ""));
   CMG_ASSIGN_OR_RETURN(Report r, report(forced));
+  if (r.complete) CMG_RETURN_IF_ERROR(set_run_state("complete", ""));
   r.alerts = ctx.alerts;
   if (stop == StepResult::kLimit) r.message = "stopped after --limit " + std::to_string(*opts.limit) + " records";
   if (stop == StepResult::kCancelled) r.message = "stopped cleanly on request; run again to resume";

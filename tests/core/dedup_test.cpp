@@ -96,6 +96,23 @@ TEST_CASE("id_less orders numeric ids by value before other ids") {
   CHECK_FALSE(cmg::id_less("abc", "abc"));
 }
 
+TEST_CASE("groups come out in id_less order whatever the ids look like") {
+  // Numeric ids of every length (leading zeros, past 18 digits), ids sharing an 8-byte prefix,
+  // short and empty-padded ones: the resolver sorts on integer keys and must agree with id_less.
+  std::vector<std::string> ids_in = {"10", "9", "007", "7", "0", "abc", "abcdefgh1", "abcdefgh0", "abcdefgh",
+                                     "12345678901234567890", "9999999999999999999", "999999999999999999",
+                                     "1a", "A", "a", "abcdefg", "abcdefgi", "\xff", "ab\x01", "100000000000000000000"};
+  std::vector<Src> src;
+  for (const auto& id : ids_in) src.push_back({id, 1, {{"mail-" + id + "@x.com"}, {}}});
+  std::shuffle(src.begin(), src.end(), std::mt19937(7));
+  auto groups = run(email_phone(), src);
+  std::vector<std::string> got;
+  for (const auto& g : groups) got.push_back(g.members.front().id);
+  std::vector<std::string> want = ids_in;
+  std::sort(want.begin(), want.end(), [](const std::string& a, const std::string& b) { return cmg::id_less(a, b); });
+  CHECK(got == want);
+}
+
 TEST_CASE("a shared phone does not merge records whose emails differ") {
   auto groups = run(email_phone(), {{"1", 1, {{"a@x.com"}, {"+14155550000"}}},
                                     {"2", 1, {{"b@x.com"}, {"+14155550000"}}}});
