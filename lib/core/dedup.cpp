@@ -729,20 +729,27 @@ Status Deduplicator::Impl::resolve(const std::function<Status(const DedupGroup&)
     std::uint32_t& p = primary[root_of[e]];
     if (p == kNone || newer(e, p)) p = e;
   }
-  std::vector<std::uint32_t> groups;  // roots, in output order
+  // Roots in output order: ranks are a permutation of 0..n-1, so the roots are placed by the
+  // rank of their primary (no comparison sort).
+  std::vector<std::uint32_t> groups(n, kNone);
   for (std::uint32_t e = 0; e < n; ++e)
-    if (root_of[e] == e) groups.push_back(e);
-  std::sort(groups.begin(), groups.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return rank[primary[a]] < rank[primary[b]]; });
+    if (root_of[e] == e) groups[rank[primary[e]]] = e;
+  groups.erase(std::remove(groups.begin(), groups.end(), kNone), groups.end());
   std::vector<std::uint32_t> group_pos(n, kNone);  // root → position in groups
   for (std::uint32_t i = 0; i < groups.size(); ++i) group_pos[groups[i]] = i;
-  std::vector<std::uint32_t> members(n);  // entities ordered by group, primary first
-  for (std::uint32_t e = 0; e < n; ++e) members[e] = e;
-  std::sort(members.begin(), members.end(), [&](std::uint32_t a, std::uint32_t b) {
-    std::uint32_t ga = group_pos[root_of[a]], gb = group_pos[root_of[b]];
-    if (ga != gb) return ga < gb;
-    return newer(a, b);
-  });
+  // Entities ordered by group (a counting sort), then primary first within each group.
+  std::vector<std::uint32_t> member_begin(groups.size() + 1, 0);
+  for (std::uint32_t e = 0; e < n; ++e) ++member_begin[group_pos[root_of[e]] + 1];
+  for (std::size_t i = 1; i < member_begin.size(); ++i) member_begin[i] += member_begin[i - 1];
+  std::vector<std::uint32_t> members(n);
+  {
+    std::vector<std::uint32_t> fill(member_begin.begin(), member_begin.end() - 1);
+    for (std::uint32_t e = 0; e < n; ++e) members[fill[group_pos[root_of[e]]]++] = e;
+  }
+  for (std::size_t i = 0; i + 1 < member_begin.size(); ++i)
+    if (member_begin[i + 1] - member_begin[i] > 1)
+      std::sort(members.begin() + member_begin[i], members.begin() + member_begin[i + 1], newer);
+  member_begin = {};
   primary = {};
   std::sort(marks.begin(), marks.end(),
             [](const AmbiguousMark& a, const AmbiguousMark& b) { return a.root < b.root; });
