@@ -14,6 +14,7 @@
 #include "crmmigrate/sandbox/sandbox.hpp"
 #include "crmmigrate/store/lmdb_env.hpp"
 #include "pipeline/state_internal.hpp"
+#include "web/records.hpp"
 #include "test_util.hpp"
 
 using namespace cmg;
@@ -171,5 +172,15 @@ TEST_CASE("plans and the written and queued audit events carry when each step ha
     check_stages(plans.at("1").at("stages"), all);
     check_stages(plans.at("5").at("stages"), all);
     CHECK(plans.at("6").at("fields").at("firstname").as_string() == "Ed \"the\\\" \\\\x");
+    // The console's timeline shows a derived plan's dedup decision like a stored one.
+    auto tl = web::record_timeline(**env, (*mig)->config(), "contacts", "6");
+    REQUIRE_MESSAGE(tl.is_ok(), tl.status().to_string());
+    const json::object* dedup = nullptr;
+    for (const auto& step : tl->at("timeline").as_array())
+      if (step.at("step") == "dedup") dedup = &step.as_object();
+    REQUIRE(dedup);
+    CHECK(dedup->at("decision").as_string() == "create");
+    CHECK(dedup->at("sent").at("firstname").as_string() == "Ed \"the\\\" \\\\x");
+    CHECK(dedup->at("sent").at("crm_source_id").as_string() == "6");
   }
 }
