@@ -118,6 +118,8 @@ Status Migration::Impl::enqueue(Txn& t, const std::string& object, const std::st
     item[ek] = ev;
   }
   CMG_RETURN_IF_ERROR(put_json(t, state::kQueue, k, item));
+  // A plan derived from the mapped value is stored first: the queued status no longer says so.
+  CMG_RETURN_IF_ERROR(state::keep_derived_plan(t, object, sid));
   CMG_RETURN_IF_ERROR(put_json(t, state::kRecords, k, json::object{{"s", "queued"}}));
   json::object ev{{"action", "queued"}, {"object", object}, {"source_id", sid}, {"reason", reason_name(reason)},
                   {"stage", stage}, {"problems", item.at("problems")}};

@@ -43,16 +43,6 @@ constexpr std::size_t kPlanBatch = 2000;
 constexpr std::size_t kDryExtractBatch = 500;
 constexpr std::size_t kDryPlanBatch = 2000;
 
-// Appends the JSON text of a string array (what json::serialize(to_array(v)) gives).
-void append_string_array(std::string& out, const std::vector<std::string>& v) {
-  out.push_back('[');
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (i) out.push_back(',');
-    state::append_json_string(out, v[i]);
-  }
-  out.push_back(']');
-}
-
 // Parses `text` as a JSON object into `out`, reusing `parser`'s buffers (default storage, so the
 // result can be moved into records). False when it is not an object.
 bool parse_object_into(json::parser& parser, std::string_view text, json::object& out) {
@@ -320,33 +310,9 @@ static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, T
     }
   }
   if (p.prevalidate && !ready) b.not_ready.push_back(src.id);
-  // What put_json of {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv", "x", "m"}
-  // writes, without building the object first.
   std::string& value = p.value;
-  value.assign(R"({"o":)");
-  state::append_json_string(value, m.destination_object);
-  value += R"(,"fields":)";
-  value += json::serialize(m.fields);
-  value += R"(,"translations":)";
-  append_string_array(value, m.translations);
-  value += R"(,"defaults":)";
-  append_string_array(value, m.defaults);
-  value += R"(,"dropped":)";
-  append_string_array(value, m.dropped);
-  value += R"(,"k":[)";
-  for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
-    if (lvl) value.push_back(',');
-    append_string_array(value, keys[lvl]);
-  }
-  value += R"(],"u":)";
-  value += std::to_string(src.updated_at);
-  value += R"(,"cv":)";
-  value += std::to_string(p.config_version);
-  value += R"(,"x":)";
-  value += std::to_string(extracted_at);
-  value += R"(,"m":)";
-  value += std::to_string(mapped_at);
-  value.push_back('}');
+  value.clear();
+  state::append_mapped_value(value, m, keys, src.updated_at, p.config_version, extracted_at, mapped_at);
   CMG_RETURN_IF_ERROR(t.put(state::kMapped, k, value));
   // The record's status stays "extracted" until it is planned: a pass that stops before then
   // maps it again either way, so a status write per record would buy nothing.

@@ -76,9 +76,17 @@ std::string source_value(const Record& r, std::int64_t extracted_ms) {
 
 namespace {
 
-// The `mapped` db value: {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv", "x", "m"},
-// written as text in that member order by map_record (run.cpp); a plan derived from it reads
-// the parts it needs without a full parse (mapped_parts).
+// Appends the JSON text of a string array (what json::serialize(to_array(v)) gives).
+void append_string_array(std::string& out, const std::vector<std::string>& v) {
+  out.push_back('[');
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_string(out, v[i]);
+  }
+  out.push_back(']');
+}
+
+// The parts of a `mapped` value (append_mapped_value) that a derived plan reads without a full parse.
 struct MappedParts {
   std::string_view dobj, fields, translations, defaults, dropped;
 };
@@ -123,8 +131,8 @@ std::size_t skip_json_value(std::string_view s, std::size_t pos) {
   return p;
 }
 
-// The leading members of a `mapped` value as plan_object writes it; false for any other layout
-// (the caller then parses the value).
+// The leading members of a `mapped` value as append_mapped_value writes it; false for any other
+// layout.
 bool mapped_parts(std::string_view v, MappedParts& m) {
   std::size_t pos = 0;
   const std::pair<std::string_view, std::string_view*> members[] = {{R"({"o":)", &m.dobj},
@@ -146,8 +154,8 @@ bool mapped_parts(std::string_view v, MappedParts& m) {
   return true;
 }
 
-// "x" and "m" of a `mapped` value (when the record was extracted and mapped; map_record writes
-// them last, so the last occurrence of each name is the member itself); 0 when absent.
+// "x" and "m" of a `mapped` value (when the record was extracted and mapped; append_mapped_value
+// writes them last, so the last occurrence of each name is the member itself); 0 when absent.
 void mapped_times(std::string_view v, std::int64_t* extracted_at, std::int64_t* mapped_at) {
   auto number = [&](std::string_view name) -> std::int64_t {
     std::size_t p = v.rfind(name);
@@ -162,7 +170,53 @@ void mapped_times(std::string_view v, std::int64_t* extracted_at, std::int64_t* 
   *mapped_at = number(R"(,"m":)");
 }
 
+// The text of the plan of `primary` when its status `rec` says it is planned as mapped (derived
+// from its `mapped` value); nullopt for any other status.
+Result<std::optional<std::string>> derived_plan_text(store::Txn& t, const std::string& k, std::string_view primary,
+                                                     const std::optional<json::object>& rec) {
+  const json::value* as_mapped = rec ? rec->if_contains("as_mapped") : nullptr;
+  if (!as_mapped || !as_mapped->is_int64() || status_of(*rec) != "planned") return std::optional<std::string>();
+  CMG_ASSIGN_OR_RETURN(auto raw, t.get(kMapped, k));
+  std::string text;
+  if (!raw || !derive_plan(*raw, primary, str(*rec, "id_property"), as_mapped->get_int64(), text))
+    return Status(Code::kStorage, "corrupt value in state database 'mapped' (the plan of " +
+                                      std::string(store::split_key(k)[0]) + "/" + std::string(primary) +
+                                      " is derived from it)");
+  return std::optional<std::string>(std::move(text));
+}
+
 }  // namespace
+
+void append_mapped_value(std::string& out, const MappedRecord& m, const std::vector<std::vector<std::string>>& keys,
+                         std::int64_t updated_at, std::int64_t config_version, std::int64_t extracted_ms,
+                         std::int64_t mapped_ms) {
+  // What put_json of {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv", "x", "m"}
+  // writes, without building the object first.
+  out += R"({"o":)";
+  append_json_string(out, m.destination_object);
+  out += R"(,"fields":)";
+  out += json::serialize(m.fields);
+  out += R"(,"translations":)";
+  append_string_array(out, m.translations);
+  out += R"(,"defaults":)";
+  append_string_array(out, m.defaults);
+  out += R"(,"dropped":)";
+  append_string_array(out, m.dropped);
+  out += R"(,"k":[)";
+  for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
+    if (lvl) out.push_back(',');
+    append_string_array(out, keys[lvl]);
+  }
+  out += R"(],"u":)";
+  out += std::to_string(updated_at);
+  out += R"(,"cv":)";
+  out += std::to_string(config_version);
+  out += R"(,"x":)";
+  out += std::to_string(extracted_ms);
+  out += R"(,"m":)";
+  out += std::to_string(mapped_ms);
+  out.push_back('}');
+}
 
 std::string planned_as_mapped_value(std::string_view primary, std::int64_t decided_ms, std::string_view id_property) {
   std::string out = planned_value(primary);
@@ -223,20 +277,20 @@ bool derive_plan(std::string_view mapped, std::string_view primary, std::string_
 }
 
 Result<std::optional<json::object>> load_plan(store::Txn& t, std::string_view object, std::string_view primary) {
-  std::string k(object);
-  k.push_back('\x1f');
-  k.append(primary.data(), primary.size());
+  const std::string k = store::key_of({object, primary});
   CMG_ASSIGN_OR_RETURN(auto rec, get_json(t, kRecords, k));
-  const json::value* as_mapped = rec ? rec->if_contains("as_mapped") : nullptr;
-  if (!as_mapped || !as_mapped->is_int64() || status_of(*rec) != "planned") return get_json(t, kPlans, k);
-  CMG_ASSIGN_OR_RETURN(auto raw, t.get(kMapped, k));
-  std::string text;
-  if (!raw || !derive_plan(*raw, primary, str(*rec, "id_property"), as_mapped->get_int64(), text))
-    return Status(Code::kStorage, "corrupt value in state database 'mapped' (the plan of " + k.substr(0, object.size()) +
-                                      "/" + std::string(primary) + " is derived from it)");
-  auto plan = parse_object(text);
+  CMG_ASSIGN_OR_RETURN(auto text, derived_plan_text(t, k, primary, rec));
+  if (!text) return get_json(t, kPlans, k);
+  auto plan = parse_object(*text);
   if (!plan) return Status(Code::kStorage, "corrupt value in state database 'mapped'");
   return plan;
+}
+
+Status keep_derived_plan(store::Txn& t, std::string_view object, std::string_view primary) {
+  const std::string k = store::key_of({object, primary});
+  CMG_ASSIGN_OR_RETURN(auto rec, get_json(t, kRecords, k));
+  CMG_ASSIGN_OR_RETURN(auto text, derived_plan_text(t, k, primary, rec));
+  return text ? t.put(kPlans, k, *text) : Status::ok();
 }
 
 std::int64_t stamp_ms() {

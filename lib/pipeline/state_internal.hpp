@@ -13,8 +13,8 @@
 //                    (a dry run's extract leaves {"s":"mapped"} for a record it mapped at once: it has
 //                    no `src` copy in the scratch state, its `mapped` value waits for dedup)
 //   mapped           object␟source id → {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv",
-//                    "x", "m"} (written as text in this member order; run.cpp reads the first five and
-//                    the last two back without a full parse). "x": when the record was extracted,
+//                    "x", "m"} (append_mapped_value writes this member order; a derived plan reads the
+//                    first five and the last two back without a full parse). "x": when the record was extracted,
 //                    "m": when it was mapped (Unix ms; both absent in values of older versions)
 //   plans            object␟source id → plan of a group primary (read through load_plan): {"action", "members", "fields", "key", "rule",
 //                    "stages", ...}; "stages": {"extracted", "mapped", "deduplicated", "validated"} as
@@ -34,6 +34,7 @@
 
 #include <boost/json.hpp>
 
+#include "crmmigrate/core/mapping.hpp"
 #include "crmmigrate/core/record.hpp"
 #include "crmmigrate/core/status.hpp"
 #include "crmmigrate/store/lmdb_env.hpp"
@@ -69,6 +70,12 @@ inline constexpr std::string_view kExtractedValue = R"({"s":"extracted"})";
 /// `{"s":"planned","p":primary}` as put_json writes it.
 std::string planned_value(std::string_view primary);
 
+/// Appends the `mapped` value of `m`: its dedup key values per level, the source record's
+/// updated_at, the config version, and when the record was extracted and mapped (Unix ms).
+void append_mapped_value(std::string& out, const MappedRecord& m, const std::vector<std::vector<std::string>>& keys,
+                         std::int64_t updated_at, std::int64_t config_version, std::int64_t extracted_ms,
+                         std::int64_t mapped_ms);
+
 /// `{"s":"planned","p":primary,"as_mapped":decided_ms,"id_property":name}` ("id_property" absent when
 /// the destination object has none): a group of one whose plan is a create of its mapped fields
 /// as they are, derived on demand (load_plan) instead of being stored.
@@ -86,6 +93,10 @@ bool mapped_destination(std::string_view mapped, std::string_view* dobj);
 /// The plan of group primary `object`/`primary`: derived when its status says it is planned as
 /// mapped, otherwise the one stored in `plans`; nullopt when it has none. Errors: kStorage.
 Result<std::optional<json::object>> load_plan(store::Txn& t, std::string_view object, std::string_view primary);
+
+/// Stores the plan of `primary` when it is derived (planned as mapped), before its status is
+/// overwritten (enqueue): a queued record keeps the plan it had. Errors: kStorage.
+Status keep_derived_plan(store::Txn& t, std::string_view object, std::string_view primary);
 
 /// The `src` value of `r` extracted at `extracted_ms` (Unix ms): the bytes of
 /// put_json(record_to_json(r)) plus a last member "x": extracted_ms, without copying the fields

@@ -158,8 +158,6 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
     extra["destination_object"] = str(p.plan, "o");
     if (p.op.kind == WriteOp::Kind::kUpdate) extra["destination_id"] = p.op.id;
     if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
-    // A plan derived from the mapped value (state::load_plan) is kept: the queued status no longer says so.
-    CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({oc.name, p.primary}), p.plan));
     for (const auto& mem : from_array(p.plan.if_contains("members")))
       CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", extra, &ctx));
     return Status::ok();
@@ -411,7 +409,6 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
             if (ps.empty()) ps.push_back({Reason::kMergeConflict, "", "", "merge", mo.reason, ""});
             json::object extra;
             if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
-            CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({oc.name, p.primary}), p.plan));  // see give_up
             for (const auto& mem : from_array(p.plan.if_contains("members")))
               CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", extra, &ctx));
             return Status::ok();
@@ -477,7 +474,6 @@ Status Migration::Impl::resolve_intents(RunCtx& ctx) {
       if (unresolvable && plan && oc && rec && status_of(*rec) == "planned") {
         json::object extra{{"destination_object", dobj}};
         if (const auto* st = plan->if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
-        CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, k, *plan));  // a derived plan is kept (see give_up)
         for (const auto& mem : from_array(plan->if_contains("members")))
           CMG_RETURN_IF_ERROR(enqueue(t, object, mem,
                                       {{Reason::kRetriesExhausted, "", "", "write",

@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "crmmigrate/sandbox/sandbox.hpp"
+#include "crmmigrate/store/lmdb_env.hpp"
 #include "scenario_util.hpp"
 
 using namespace cmg;
@@ -123,6 +124,29 @@ TEST_CASE("non-retryable rejections above the threshold halt the run until ackno
   CHECK(d.queued > 0);
   CHECK(d.pending > 0);          // the untouched remainder is kept
   CHECK(counts_of(*r, "notes").source == 0);  // later objects were not started
+  {
+    // A deal rejected at write time keeps the create plan it was sent under, stored although its
+    // planned status (from which the plan was derived) is replaced by "queued".
+    QueueFilter rf;
+    rf.reason = "rejected_by_destination";
+    auto items = (*mig)->queue_list(rf);
+    REQUIRE(items.is_ok());
+    REQUIRE(!items->empty());
+    for (const auto& item : *items) {
+      const std::string sid(item.at("source_id").as_string());
+      json::value plan;
+      REQUIRE((*mig)->state_env().read([&](store::Txn& t) -> Status {
+        CMG_ASSIGN_OR_RETURN(auto v, t.get("plans", store::key_of({"deals", sid})));
+        if (v) plan = json::parse(*v);
+        return Status::ok();
+      }).is_ok());
+      INFO(sid);
+      REQUIRE(plan.is_object());
+      CHECK(plan.at("action") == "create");
+      CHECK(plan.at("members") == json::array{json::string(sid)});
+      CHECK(plan.at("stages").as_object().size() == 4);
+    }
+  }
   auto still = (*mig)->run(ro);
   REQUIRE(still.is_ok());
   CHECK(still->state == "halted");
