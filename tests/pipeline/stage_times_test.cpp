@@ -75,21 +75,13 @@ void check_stages(const json::value& stages, const std::vector<std::string>& nam
   }
 }
 
-}  // namespace
-
-TEST_CASE("plans and the written and queued audit events carry when each step handled the record") {
-  TempDir dir;
+// `rows` (below the header) as a CSV of contacts, the HubSpot-preset sandbox holding one owner,
+// and a Migration over them whose plan is signed off.
+std::unique_ptr<Migration> open_contacts_migration(TempDir& dir, const std::string& rows) {
   const std::string csv = dir.sub("contacts.csv");
   {
     std::ofstream out(csv);
-    out << "id,first_name,email,owner,updated_at\n"
-        << "1,Ada,ada@example.com,owner@example.com,2024-05-01T10:00:00Z\n"      // written
-        << "2,Bob,bob@example.com,nobody@example.com,2024-05-01T10:00:00Z\n"     // owner unknown: queued by map
-        << "3,Cy,not-an-email,owner@example.com,2024-05-01T10:00:00Z\n"          // invalid email: queued by validate
-        << "4,Di,di@example.com,owner@example.com,2024-05-01T10:00:00Z\n"        // merged with 5 (same email)
-        << "5,Di,DI@example.com,owner@example.com,2024-05-02T10:00:00Z\n"
-        // Quotes and backslashes in a value: the plan is assembled from the stored JSON text.
-        << "6,\"Ed \"\"the\\\"\" \\\\x\",ed@example.com,owner@example.com,2024-05-01T10:00:00Z\n";
+    out << "id,first_name,email,owner,updated_at\n" << rows;
   }
   const std::string dest = dir.sub("destination");
   {
@@ -102,46 +94,61 @@ TEST_CASE("plans and the written and queued audit events carry when each step ha
   auto mig = Migration::open(std::move(*cfg));
   REQUIRE_MESSAGE(mig.is_ok(), mig.status().to_string());
   REQUIRE((*mig)->plan(true, "Avery").is_ok());
+  return std::move(*mig);
+}
+
+}  // namespace
+
+TEST_CASE("plans and the written and queued audit events carry when each step handled the record") {
+  TempDir dir;
+  auto mig = open_contacts_migration(
+      dir, std::string("1,Ada,ada@example.com,owner@example.com,2024-05-01T10:00:00Z\n")  // written
+          + "2,Bob,bob@example.com,nobody@example.com,2024-05-01T10:00:00Z\n"     // owner unknown: queued by map
+          + "3,Cy,not-an-email,owner@example.com,2024-05-01T10:00:00Z\n"          // invalid email: queued by validate
+          + "4,Di,di@example.com,owner@example.com,2024-05-01T10:00:00Z\n"        // merged with 5 (same email)
+          + "5,Di,DI@example.com,owner@example.com,2024-05-02T10:00:00Z\n"
+          // Quotes and backslashes in a value: the plan is assembled from the stored JSON text.
+          + "6,\"Ed \"\"the\\\"\" \\\\x\",ed@example.com,owner@example.com,2024-05-01T10:00:00Z\n");
 
   const std::vector<std::string> all = {"extracted", "mapped", "deduplicated", "validated"};
   SUBCASE("a real run") {
-    auto r = (*mig)->run(RunOptions{});
+    auto r = mig->run(RunOptions{});
     REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
     const auto& c = r->objects.at(0).second;
     CHECK(c.written == 3);
     CHECK(c.merged == 1);
     CHECK(c.queued == 2);
 
-    check_stages(stages_of(**mig, "contacts/1", "written"), all);
+    check_stages(stages_of(*mig, "contacts/1", "written"), all);
     // A group written under its primary (5, the newest): both members carry the group's times.
-    check_stages(stages_of(**mig, "contacts/5", "written"), all);
-    check_stages(stages_of(**mig, "contacts/4", "merged"), all);
+    check_stages(stages_of(*mig, "contacts/5", "written"), all);
+    check_stages(stages_of(*mig, "contacts/4", "merged"), all);
     // A mapping problem: the record got through extraction and mapping only.
-    check_stages(stages_of(**mig, "contacts/2", "queued"), {"extracted", "mapped"});
+    check_stages(stages_of(*mig, "contacts/2", "queued"), {"extracted", "mapped"});
     // A validation problem: every step up to validation.
-    check_stages(stages_of(**mig, "contacts/3", "queued"), all);
+    check_stages(stages_of(*mig, "contacts/3", "queued"), all);
     // The written event carries the plan's stages.
     json::value plan;
-    REQUIRE((*mig)->state_env().read([&](store::Txn& t) -> Status {
+    REQUIRE(mig->state_env().read([&](store::Txn& t) -> Status {
       CMG_ASSIGN_OR_RETURN(auto v, t.get("plans", store::key_of({"contacts", "1"})));
       if (v) plan = json::parse(*v);
       return Status::ok();
     }).is_ok());
     REQUIRE(plan.is_object());
-    CHECK(plan.at("stages") == stages_of(**mig, "contacts/1", "written"));
+    CHECK(plan.at("stages") == stages_of(*mig, "contacts/1", "written"));
     json::value sent;
-    REQUIRE((*mig)->audit("contacts/6", [&](const json::object& e) {
+    REQUIRE(mig->audit("contacts/6", [&](const json::object& e) {
       if (e.at("action").as_string() == "written") sent = e.at("sent");
       return true;
     }).is_ok());
     REQUIRE(sent.is_object());
     CHECK(sent.at("firstname").as_string() == "Ed \"the\\\" \\\\x");
-    check_stages(stages_of(**mig, "contacts/6", "written"), all);
+    check_stages(stages_of(*mig, "contacts/6", "written"), all);
   }
   SUBCASE("a dry run decides the same records with the same steps") {
     RunOptions dry;
     dry.dry_run = true;
-    auto r = (*mig)->run(dry);
+    auto r = mig->run(dry);
     REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
     const auto& c = r->objects.at(0).second;
     CHECK(c.queued == 2);
@@ -173,7 +180,7 @@ TEST_CASE("plans and the written and queued audit events carry when each step ha
     check_stages(plans.at("5").at("stages"), all);
     CHECK(plans.at("6").at("fields").at("firstname").as_string() == "Ed \"the\\\" \\\\x");
     // The console's timeline shows a derived plan's dedup decision like a stored one.
-    auto tl = web::record_timeline(**env, (*mig)->config(), "contacts", "6");
+    auto tl = web::record_timeline(**env, mig->config(), "contacts", "6");
     REQUIRE_MESSAGE(tl.is_ok(), tl.status().to_string());
     const json::object* dedup = nullptr;
     for (const auto& step : tl->at("timeline").as_array())
@@ -189,30 +196,15 @@ TEST_CASE("a source row that repeats an id is never dropped silently: the count 
   // Extract keeps the first row of an id (a resumed extract meets its own records again); the
   // second row with that id is caught by the count check, in a dry run and in a run alike.
   TempDir dir;
-  const std::string csv = dir.sub("contacts.csv");
-  {
-    std::ofstream out(csv);
-    out << "id,first_name,email,owner,updated_at\n"
-        << "1,Ada,ada@example.com,owner@example.com,2024-05-01T10:00:00Z\n"
-        << "2,Bob,bob@example.com,owner@example.com,2024-05-01T10:00:00Z\n"
-        << "2,Bea,bea@example.com,owner@example.com,2024-05-02T10:00:00Z\n";
-  }
-  const std::string dest = dir.sub("destination");
-  {
-    auto sb = sandbox::SandboxCrm::create(dest, "hubspot");
-    REQUIRE_MESSAGE(sb.is_ok(), sb.status().to_string());
-    REQUIRE((*sb)->set_user(User{"9001", "owner@example.com", "Owner One", true}).is_ok());
-  }
-  auto cfg = parse_config(stage_times_config(csv, dir.sub("state"), dest), "stage_times.json", dir.path());
-  REQUIRE_MESSAGE(cfg.is_ok(), cfg.status().to_string());
-  auto mig = Migration::open(std::move(*cfg));
-  REQUIRE_MESSAGE(mig.is_ok(), mig.status().to_string());
-  REQUIRE((*mig)->plan(true, "Avery").is_ok());
+  auto mig = open_contacts_migration(dir,
+                                     "1,Ada,ada@example.com,owner@example.com,2024-05-01T10:00:00Z\n"
+                                     "2,Bob,bob@example.com,owner@example.com,2024-05-01T10:00:00Z\n"
+                                     "2,Bea,bea@example.com,owner@example.com,2024-05-02T10:00:00Z\n");
   for (bool dry : {true, false}) {
     CAPTURE(dry);
     RunOptions ro;
     ro.dry_run = dry;
-    auto r = (*mig)->run(ro);
+    auto r = mig->run(ro);
     REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
     CHECK(r->state == "paused");
     CHECK(r->message.find("read 2 records, expected 3") != std::string::npos);
