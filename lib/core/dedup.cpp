@@ -923,6 +923,16 @@ Status Deduplicator::add_source(std::string_view id, std::int64_t updated_at,
   return impl_->add(impl_->source, id, updated_at, values_per_level, "source");
 }
 
+void Deduplicator::reserve(std::size_t entities) noexcept {
+  // One value per level each (a hint: more simply grow the index later). Best effort: when the
+  // memory cannot be had now, add_*() grows the index as it goes.
+  // Capped at 12M values (an index of 128 MiB), so that a count far above what arrives (a source
+  // may misreport) costs little; beyond it the index grows as before.
+  constexpr std::size_t kMaxValues = 12000000;
+  const std::size_t levels = std::max<std::size_t>(impl_->levels(), 1);
+  (void)impl_->interner.reserve(entities >= kMaxValues / levels ? kMaxValues : entities * levels);
+}
+
 void Deduplicator::prefetch(const std::vector<std::vector<std::string>>& values_per_level) const noexcept {
   for (std::size_t level = 0; level < values_per_level.size() && level < 250; ++level)
     for (const std::string& v : values_per_level[level])

@@ -92,8 +92,10 @@ std::optional<std::string> translation_key(const Translation& t, const Record& r
   return key;
 }
 
-std::optional<json::value> coerce_value(const json::value& v, FieldType t) {
-  if (value_is_blank(v)) return json::value(nullptr);
+namespace {
+
+// coerce_value with the result in the default storage.
+std::optional<json::value> coerce_to(const json::value& v, FieldType t) {
   switch (t) {
     case FieldType::kNumber:
     case FieldType::kInteger: {
@@ -181,6 +183,82 @@ std::optional<json::value> coerce_value(const json::value& v, FieldType t) {
     default:
       if (v.is_string()) return v;  // value_to_text of a string is the string itself
       return json::value(value_to_text(v));
+  }
+}
+
+}  // namespace
+
+std::optional<json::value> coerce_value(const json::value& v, FieldType t) { return coerce_value(v, t, {}); }
+
+std::optional<json::value> coerce_value(const json::value& v, FieldType t, json::storage_ptr sp) {
+  if (value_is_blank(v)) return json::value(nullptr, sp);
+  // A string for a text-like field (most values) is kept as it is (coerce_to's default case and
+  // kJson): copied into `sp` at once.
+  switch (t) {
+    case FieldType::kString:
+    case FieldType::kText:
+    case FieldType::kPhone:
+    case FieldType::kReference:
+    case FieldType::kJson:
+      if (v.is_string()) return json::value(v, sp);
+      break;
+    case FieldType::kEnum:
+      if (v.is_string()) return json::value(v.get_string(), sp);
+      break;
+    case FieldType::kEmail:
+      if (const auto* str = v.if_string()) {
+        // Not blank (checked above), so something is left after trimming.
+        std::string_view e(str->data(), str->size());
+        e.remove_prefix(e.find_first_not_of(" \t\r\n"));
+        e.remove_suffix(e.size() - 1 - e.find_last_not_of(" \t\r\n"));
+        return json::value(json::string_view(e.data(), e.size()), sp);
+      }
+      break;
+    default: break;
+  }
+  auto r = coerce_to(v, t);
+  if (!r || *r->storage() == *sp) return r;
+  return json::value(std::move(*r), sp);
+}
+
+void dedup_key_values(const ObjectConfig& object, const PhoneNormalizer& phones, const Normalizer* const* custom,
+                      const json::object& fields, std::string_view external_id,
+                      std::vector<std::vector<std::string>>& out) {
+  out.resize(object.dedup.size());
+  for (std::size_t i = 0; i < object.dedup.size(); ++i) {
+    const DedupKeyConfig& k = object.dedup[i];
+    std::vector<std::string>& level = out[i];
+    level.clear();
+    auto add = [&](std::optional<std::string> n) {
+      if (n && !n->empty() && std::find(level.begin(), level.end(), *n) == level.end()) level.push_back(std::move(*n));
+    };
+    if (k.kind == DedupKeyKind::kExternalId) {
+      if (!external_id.empty()) level.emplace_back(external_id);
+      continue;
+    }
+    const json::value* v = fields.if_contains(k.field);
+    if (!v || value_is_blank(*v)) continue;
+    const Normalizer* plugin = custom ? custom[i] : nullptr;
+    auto one = [&](std::string_view text) {
+      if (plugin) return add(plugin->normalize(text));
+      switch (k.kind) {
+        case DedupKeyKind::kEmail: return add(normalize_email(text));
+        case DedupKeyKind::kPhone: return add(phones.to_e164(text));
+        case DedupKeyKind::kText: return add(normalize_text(text));
+        case DedupKeyKind::kExact: return add(std::string(text));
+        case DedupKeyKind::kExternalId: return;
+      }
+    };
+    // Strings (the usual case) are read in place; other values through their text.
+    auto each = [&](const json::value& e) {
+      if (const auto* s = e.if_string()) one(std::string_view(s->data(), s->size()));
+      else one(value_to_text(e));
+    };
+    if (const auto* a = v->if_array()) {
+      for (const auto& e : *a) each(e);
+    } else {
+      each(*v);
+    }
   }
 }
 
@@ -291,9 +369,64 @@ std::vector<std::pair<User, OwnerResolver::Resolution>> OwnerResolver::all() con
 
 // ---- Mapper ----
 
+// What map() needs for one destination object, worked out once per Mapper instead of per record:
+// the schema, each mapped field's target and type, and the text each default leaves in
+// MappedRecord::defaults ("field = <json>").
+struct Mapper::Targets {
+  struct Field {
+    std::string target;        // "" when the mapping has no target for this destination object
+    FieldType type = FieldType::kString;
+    std::string default_note;  // when the mapping has a default value
+  };
+  struct Default {
+    bool applies = true;  // false: the destination object has no such field (routed objects)
+    FieldType type = FieldType::kString;
+    std::string note;
+  };
+  const ObjectSchema* schema = nullptr;
+  std::vector<Field> fields;      // one per ObjectConfig::fields entry
+  std::vector<Default> defaults;  // one per ObjectConfig::defaults entry, in its order
+
+  Targets(const ObjectConfig& object, const Schema& destination, const std::string& destination_object)
+      : schema(destination.object(destination_object)) {
+    fields.reserve(object.fields.size());
+    for (const auto& m : object.fields) {
+      Field f;
+      f.target = object.target_field(m, destination_object);
+      f.type = type_of(f.target);
+      if (m.default_value && !f.target.empty()) f.default_note = f.target + " = " + json::serialize(*m.default_value);
+      fields.push_back(std::move(f));
+    }
+    for (const auto& [name, value] : object.defaults) {
+      Default d;
+      d.applies = !schema || schema->field(name);
+      d.type = type_of(name);
+      d.note = name + " = " + json::serialize(value);
+      defaults.push_back(std::move(d));
+    }
+  }
+  FieldType type_of(const std::string& field) const {
+    const FieldSchema* fs = schema ? schema->field(field) : nullptr;
+    return fs ? fs->type : FieldType::kString;
+  }
+};
+
 Mapper::Mapper(const ObjectConfig& object, const Schema& destination, const ObjectSchema* source_object,
                const OwnerResolver& owners)
-    : object_(object), destination_(destination), source_object_(source_object), owners_(owners) {}
+    : object_(object), destination_(destination), source_object_(source_object), owners_(owners) {
+  auto targets = std::make_shared<std::map<std::string, Targets, std::less<>>>();
+  auto add = [&](const std::string& dobj) {
+    if (!dobj.empty() && !targets->count(dobj)) targets->emplace(dobj, Targets(object_, destination_, dobj));
+  };
+  add(object_.destination);
+  for (const auto& [value, dobj] : object_.route) add(dobj);
+  targets_ = std::move(targets);
+}
+
+const Mapper::Targets* Mapper::targets_for(const std::string& destination_object) const {
+  auto it = targets_->find(destination_object);
+  return it == targets_->end() ? nullptr : &it->second;
+}
 
 std::string Mapper::route(const Record& source) const {
   if (object_.route_by.empty()) return object_.destination;
@@ -304,7 +437,13 @@ std::string Mapper::route(const Record& source) const {
 }
 
 MappedRecord Mapper::map(const Record& source, const json::object& corrections, const ParentLookup& parents) const {
-  MappedRecord out;
+  return map(source, corrections, parents, {});
+}
+
+MappedRecord Mapper::map(const Record& source, const json::object& corrections, const ParentLookup& parents,
+                         json::storage_ptr storage) const {
+  // A container's storage is fixed when it is made.
+  MappedRecord out{{}, json::object(storage), {}, {}, {}, {}, {}, false};
   out.destination_object = route(source);
   if (out.destination_object.empty()) {
     const auto* v = source.fields.if_contains(object_.route_by);
@@ -316,26 +455,31 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
     out.problems.push_back(std::move(p));
     return out;
   }
-  const ObjectSchema* dest = destination_.object(out.destination_object);
-  auto field_type = [&](const std::string& f) {
-    const FieldSchema* fs = dest ? dest->field(f) : nullptr;
-    return fs ? fs->type : FieldType::kString;
-  };
-  auto set_field = [&](const std::string& f, const json::value& raw) {
-    auto c = coerce_value(raw, field_type(f));
+  // Every destination object the config names is worked out in advance; another one (not
+  // expected) is worked out here.
+  std::optional<Targets> unlisted;
+  const Targets* targets = targets_for(out.destination_object);
+  if (!targets) targets = &unlisted.emplace(object_, destination_, out.destination_object);
+  const ObjectSchema* dest = targets->schema;
+  auto field_type = [&](const std::string& f) { return targets->type_of(f); };
+  auto set_typed = [&](const std::string& f, const json::value& raw, FieldType type) {
+    auto c = coerce_value(raw, type, storage);
     if (!c) {
-      out.problems.push_back({Reason::kInvalidValue, f, value_to_text(raw), std::string("type:") + field_type_name(field_type(f)),
-                              "'" + value_to_text(raw) + "' is not a valid " + field_type_name(field_type(f)), ""});
+      out.problems.push_back({Reason::kInvalidValue, f, value_to_text(raw), std::string("type:") + field_type_name(type),
+                              "'" + value_to_text(raw) + "' is not a valid " + field_type_name(type), ""});
       return;
     }
     out.fields[f] = std::move(*c);
   };
+  auto set_field = [&](const std::string& f, const json::value& raw) { set_typed(f, raw, field_type(f)); };
 
   out.fields.reserve(object_.fields.size() + object_.defaults.size() + 1);
   const json::value null_value;
   json::value picked;
-  for (const auto& m : object_.fields) {
-    std::string target = object_.target_field(m, out.destination_object);
+  for (std::size_t mi = 0; mi < object_.fields.size(); ++mi) {
+    const auto& m = object_.fields[mi];
+    const Targets::Field& tf = targets->fields[mi];
+    const std::string& target = tf.target;
     // The source value is only copied where it is replaced (primary pick) or stored.
     const json::value* raw = source.fields.if_contains(m.source);
     const json::value* vp = raw ? raw : &null_value;
@@ -343,9 +487,9 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
       picked = pick_primary(*vp);
       vp = &picked;
     }
-    if (value_is_blank(*vp) && m.default_value) {
+    if (m.default_value && value_is_blank(*vp)) {
       vp = &*m.default_value;
-      if (!target.empty()) out.defaults.push_back(target + " = " + json::serialize(*vp));
+      if (!target.empty()) out.defaults.push_back(tf.default_note);
     }
     const json::value& v = *vp;
     if (m.translate.size() || target.empty()) continue;  // translated fields are set below
@@ -386,7 +530,7 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
       }
       continue;
     }
-    set_field(target, v);
+    set_typed(target, v, tf.type);
   }
 
   for (const auto& t : object_.translations) {
@@ -440,15 +584,17 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
     out.translations.push_back(t.name + ": " + key + " → " + shown);
   }
 
+  std::size_t di = 0;
   for (const auto& [f, dv] : object_.defaults) {
-    if (dest && !dest->field(f)) continue;  // routed objects: a default for another destination
+    const Targets::Default& td = targets->defaults[di++];
+    if (!td.applies) continue;  // routed objects: a default for another destination
     auto it = out.fields.find(f);
     if (it == out.fields.end() || value_is_blank(it->value())) {
       bool failed = false;
       for (const auto& p : out.problems) failed = failed || p.field == f;
       if (failed) continue;  // an explicit problem beats a silent default
-      set_field(f, dv);
-      out.defaults.push_back(f + " = " + json::serialize(dv));
+      set_typed(f, dv, td.type);
+      out.defaults.push_back(td.note);
     }
   }
 

@@ -138,39 +138,17 @@ Status Migration::Impl::record_config_version(std::int64_t* version) {
 
 std::vector<std::vector<std::string>> Migration::Impl::dedup_keys(const ObjectConfig& oc, const json::object& fields,
                                                                   const std::string& external_id) const {
-  std::vector<std::vector<std::string>> out(oc.dedup.size());
-  for (std::size_t i = 0; i < oc.dedup.size(); ++i) {
-    const auto& k = oc.dedup[i];
-    if (k.kind == DedupKeyKind::kExternalId) {
-      if (!external_id.empty()) out[i].push_back(external_id);
-      continue;
-    }
-    const auto* v = fields.if_contains(k.field);
-    if (!v || value_is_blank(*v)) continue;
-    std::vector<std::string> raw;
-    if (const auto* a = v->if_array()) {
-      for (const auto& e : *a) raw.push_back(value_to_text(e));
-    } else {
-      raw.push_back(value_to_text(*v));
-    }
-    auto custom = normalizers.empty() ? normalizers.end() : normalizers.find({oc.name, k.name});
-    for (const auto& r : raw) {
-      std::optional<std::string> n;
-      if (custom != normalizers.end()) {
-        n = custom->second->normalize(r);
-        if (n && !n->empty() && std::find(out[i].begin(), out[i].end(), *n) == out[i].end()) out[i].push_back(*n);
-        continue;
-      }
-      switch (k.kind) {
-        case DedupKeyKind::kEmail: n = normalize_email(r); break;
-        case DedupKeyKind::kPhone: n = phones->to_e164(r); break;
-        case DedupKeyKind::kText: n = normalize_text(r); break;
-        case DedupKeyKind::kExact: n = r; break;
-        case DedupKeyKind::kExternalId: break;
-      }
-      if (n && !n->empty() && std::find(out[i].begin(), out[i].end(), *n) == out[i].end()) out[i].push_back(*n);
-    }
+  std::vector<std::vector<std::string>> out;
+  if (normalizers.empty()) {
+    dedup_key_values(oc, *phones, nullptr, fields, external_id, out);
+    return out;
   }
+  std::vector<const Normalizer*> custom;
+  for (const auto& k : oc.dedup) {
+    auto it = normalizers.find({oc.name, k.name});
+    custom.push_back(it == normalizers.end() ? nullptr : it->second.get());
+  }
+  dedup_key_values(oc, *phones, custom.data(), fields, external_id, out);
   return out;
 }
 
@@ -223,10 +201,14 @@ struct MapPass {
   std::int64_t config_version = 0;
   json::parser parser;
   std::string value;  // scratch for the mapped value
+  alignas(std::max_align_t) unsigned char arena[8192];  // map_record's per-record JSON arena
 
   bool dest_may_have(std::size_t lvl, const std::string& v) const {
     return std::binary_search(dest_key_hashes.begin(), dest_key_hashes.end(), dest_key_hash(lvl, v));
   }
+  // Per dedup level: an external-id level (compared with the destination only) whose source
+  // values no destination record holds are given to the deduplicator as kStandIn (map_record).
+  std::vector<std::uint8_t> stand_in_level;
 };
 
 namespace {
@@ -270,6 +252,12 @@ struct MapBatch {
   }
 };
 
+// What the deduplicator is given instead of a record's external id when no destination record
+// holds that id. Such a value can only veto (a destination whose external ids all differ from a
+// group's is not matched by a weaker key); one value no destination holds vetoes alike, and is
+// kept once instead of once per record. (A NUL first byte: not an id anyone types.)
+const std::string kStandIn = std::string(1, '\0') + "external id held by no destination record";
+
 // `records` value of a record mapped by a dry run's extract, waiting for dedup in `mapped`
 // (plan_object counts it as extracted in every other respect).
 constexpr std::string_view kFusedValue = R"({"s":"mapped"})";
@@ -283,7 +271,10 @@ static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, T
                                const Record& src, std::int64_t extracted_at, std::int64_t mapped_at,
                                const json::object& corrections, const ParentLookup& lookup, RunCtx& ctx) {
   const ObjectConfig& oc = p.oc;
-  MappedRecord m = p.mapper.map(src, corrections, lookup);
+  // The mapped fields live only while this record is handled: allocated from the pass's buffer
+  // (no heap allocation per field in the usual case), all released when this call returns.
+  json::monotonic_resource arena(p.arena, sizeof p.arena);
+  MappedRecord m = p.mapper.map(src, corrections, lookup, &arena);
   if (p.fused && (m.waits_for_parent || !m.problems.empty())) return false;
   if (m.waits_for_parent) return true;  // stays extracted; planned once its parent is decided
   if (!m.problems.empty()) {
@@ -333,6 +324,10 @@ static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, T
       }));
     }
   }
+  for (std::size_t lvl = 0; lvl < keys.size() && lvl < p.stand_in_level.size(); ++lvl)
+    if (p.stand_in_level[lvl])
+      for (auto& v : keys[lvl])
+        if (!p.dest_may_have(lvl, v)) v = kStandIn;
   b.sources.push_back({src.id, src.updated_at, std::move(keys)});
   return true;
 }
@@ -372,7 +367,10 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
     RecordBatch batch;
     MapBatch mapped;
     std::int64_t done = 0;
-    if (fuse) fuse->fused = true;
+    if (fuse) {
+      fuse->fused = true;
+      if (reported > 0) fuse->dd.reserve(static_cast<std::size_t>(reported));
+    }
     for (;;) {
       CMG_ASSIGN_OR_RETURN(bool more, reader->next(batch));
       if (!more) break;
@@ -510,6 +508,8 @@ Result<std::unique_ptr<MapPass>> Migration::Impl::begin_map_pass(const ObjectCon
   for (const auto& k : oc.dedup) levels.push_back({k.name, k.kind != DedupKeyKind::kExternalId});
   auto p = std::make_unique<MapPass>(oc, *dst_schema, src_schema->object(oc.source), *owners, std::move(levels));
   CMG_RETURN_IF_ERROR(index_destination(oc, &p->dest_key_hashes));
+  for (std::size_t lvl = 0; lvl < oc.dedup.size(); ++lvl)
+    p->stand_in_level.push_back(oc.dedup[lvl].kind == DedupKeyKind::kExternalId && !p->dest_may_have(lvl, kStandIn));
   CMG_RETURN_IF_ERROR(env->read([&](Txn& t) -> Status {
     CMG_ASSIGN_OR_RETURN(auto c, get_json(t, state::kMeta, "config"));
     if (c) p->config_version = c->at("version").to_number<std::int64_t>();
@@ -540,6 +540,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
     CMG_ASSIGN_OR_RETURN(own, begin_map_pass(oc));
   }
   MapPass& pass = fused ? *fused : *own;
+  if (!fused) pass.dd.reserve(ids.size());
   pass.fused = false;
   Deduplicator& dd = pass.dd;
   const bool prevalidate = pass.prevalidate;

@@ -36,48 +36,20 @@ const char* action_name(Action action) noexcept {
 
 namespace {
 
-// Normalised dedup key values per level (strongest first) of one record's destination fields. The
-// external id level takes `external_id` (the source id for source records, the id_property value
-// for destination records). Mirrors what Migration indexes, so both find the same matches.
+// Normalised dedup key values per level of one record's destination fields (dedup_key_values,
+// as Migration computes them, so both find the same matches).
 std::vector<std::vector<std::string>> dedup_values(const ObjectConfig& oc, const PhoneNormalizer& phones,
                                                    const std::map<std::string, std::shared_ptr<Normalizer>>& custom,
                                                    const json::object& fields, const std::string& external_id) {
-  std::vector<std::vector<std::string>> out(oc.dedup.size());
-  for (std::size_t i = 0; i < oc.dedup.size(); ++i) {
-    const auto& k = oc.dedup[i];
-    auto add = [&](std::optional<std::string> n) {
-      if (n && !n->empty() && std::find(out[i].begin(), out[i].end(), *n) == out[i].end()) out[i].push_back(std::move(*n));
-    };
-    if (k.kind == DedupKeyKind::kExternalId) {
-      if (!external_id.empty()) add(external_id);
-      continue;
-    }
-    const auto* v = fields.if_contains(k.field);
-    if (!v || value_is_blank(*v)) continue;
-    std::vector<std::string> raw;
-    if (const auto* a = v->if_array()) {
-      for (const auto& e : *a) raw.push_back(value_to_text(e));
-    } else {
-      raw.push_back(value_to_text(*v));
-    }
-    auto plugin = custom.find(k.name);
-    for (const auto& r : raw) {
-      if (plugin != custom.end()) {
-        add(plugin->second->normalize(r));
-        continue;
-      }
-      switch (k.kind) {
-        case DedupKeyKind::kEmail: add(normalize_email(r)); break;
-        case DedupKeyKind::kPhone: add(phones.to_e164(r)); break;
-        case DedupKeyKind::kText: add(normalize_text(r)); break;
-        case DedupKeyKind::kExact: add(r); break;
-        case DedupKeyKind::kExternalId: break;
-      }
-    }
+  std::vector<const Normalizer*> plugins;
+  for (const auto& k : oc.dedup) {
+    auto it = custom.find(k.name);
+    plugins.push_back(it == custom.end() ? nullptr : it->second.get());
   }
+  std::vector<std::vector<std::string>> out;
+  dedup_key_values(oc, phones, custom.empty() ? nullptr : plugins.data(), fields, external_id, out);
   return out;
 }
-
 
 Item queued(Item item, std::vector<Problem> problems) {
   item.action = Action::kQueue;

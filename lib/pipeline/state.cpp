@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <unordered_map>
@@ -30,11 +31,12 @@ Status put_json(store::Txn& t, std::string_view db, std::string_view key, const 
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  // Plain printable ASCII needs no escaping (the usual case for ids and object names).
+  // json::serialize escapes only control characters, '"' and '\\' (other bytes, UTF-8 included,
+  // are written as they are): text without them is copied.
   bool plain = true;
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+    if (u < 0x20 || c == '"' || c == '\\') {
       plain = false;
       break;
     }
@@ -46,6 +48,27 @@ void append_json_string(std::string& out, std::string_view s) {
     return;
   }
   out += json::serialize(json::string_view(s.data(), s.size()));
+}
+
+void append_json(std::string& out, const json::value& v) {
+  // Serialised straight into `out` (json::serialize would build a string to copy from); the
+  // serializer keeps its working memory from one call to the next.
+  thread_local json::serializer sr;
+  sr.reset(&v);
+  std::size_t size = out.size();
+  std::size_t room = 256;
+  while (!sr.done()) {
+    out.resize(size + room);
+    size += sr.read(&out[size], room).size();
+    room *= 2;
+  }
+  out.resize(size);
+}
+
+void append_integer(std::string& out, std::int64_t n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, r.ptr);
 }
 
 std::string planned_value(std::string_view primary) {
@@ -208,13 +231,13 @@ void append_mapped_value(std::string& out, const MappedRecord& m, const std::vec
     append_string_array(out, keys[lvl]);
   }
   out += R"(],"u":)";
-  out += std::to_string(updated_at);
+  append_integer(out, updated_at);
   out += R"(,"cv":)";
-  out += std::to_string(config_version);
+  append_integer(out, config_version);
   out += R"(,"x":)";
-  out += std::to_string(extracted_ms);
+  append_integer(out, extracted_ms);
   out += R"(,"m":)";
-  out += std::to_string(mapped_ms);
+  append_integer(out, mapped_ms);
   out.push_back('}');
 }
 

@@ -26,8 +26,10 @@ std::vector<cmg::DedupKey> email_phone() { return {{"email", true}, {"phone", tr
 std::vector<cmg::DedupKey> ext_email_phone() { return {{"external_id", false}, {"email", true}, {"phone", true}}; }
 
 std::vector<cmg::DedupGroup> run(const std::vector<cmg::DedupKey>& keys, const std::vector<Src>& src,
-                                 const std::vector<Dst>& dst = {}, cmg::DedupOptions options = {}) {
+                                 const std::vector<Dst>& dst = {}, cmg::DedupOptions options = {},
+                                 std::size_t reserve = 0) {
   cmg::Deduplicator d(keys, options);
+  if (reserve) d.reserve(reserve);
   for (const auto& s : src) REQUIRE(d.add_source(s.id, s.updated_at, s.values).is_ok());
   for (const auto& x : dst) REQUIRE(d.add_destination(x.id, x.values).is_ok());
   auto groups = d.resolve();
@@ -303,6 +305,28 @@ TEST_CASE("results are identical under any permutation of the input") {
       for (auto& level : x.values) std::shuffle(level.begin(), level.end(), shuffle_rng);
     CAPTURE(seed);
     CHECK(dump(run(ext_email_phone(), s, d)) == expected);
+  }
+}
+
+TEST_CASE("sizing the value index in advance changes no decision") {
+  std::mt19937 gen(77);
+  std::vector<Src> src;
+  for (int i = 0; i < 3000; ++i) {
+    Values v(3);
+    v[0].push_back(std::to_string(i));
+    if (gen() % 4) v[1].push_back("e" + std::to_string(gen() % 2000));
+    if (gen() % 2) v[2].push_back("p" + std::to_string(gen() % 1500));
+    src.push_back({std::to_string(i), static_cast<std::int64_t>(gen() % 7), v});
+  }
+  std::vector<Dst> dst;
+  for (int i = 0; i < 300; ++i) dst.push_back({"D" + std::to_string(i), {{}, {"e" + std::to_string(gen() % 2000)}, {}}});
+  const std::string expected = dump(run(ext_email_phone(), src, dst));
+  CHECK(expected.find("merged") != std::string::npos);
+  CHECK(expected.find(" match ") != std::string::npos);
+  // Too small, about right, and far too large (a source may misreport its count).
+  for (std::size_t hint : {std::size_t{10}, std::size_t{3300}, std::size_t{1} << 40}) {
+    CAPTURE(hint);
+    CHECK(dump(run(ext_email_phone(), src, dst, {}, hint)) == expected);
   }
 }
 

@@ -178,6 +178,12 @@ cmg::MappedRecord map(const char* object_name, json::object fields, json::object
   return m.map(r, corrections, parent_state);
 }
 
+cmg::MappedRecord map_in(json::storage_ptr sp, const char* object_name, json::object fields, json::object corrections = {}) {
+  cmg::Mapper m(object(object_name), destination(), nullptr, owners());
+  cmg::Record r{object(object_name).source, "r1", std::move(fields), 0};
+  return m.map(r, corrections, parent_state, std::move(sp));
+}
+
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -297,6 +303,33 @@ TEST_CASE("coerce_value converts text to the destination's types") {
   CHECK_FALSE(cmg::coerce_value(json::value("abc"), FieldType::kNumber));
   CHECK(cmg::coerce_value(json::value("  "), FieldType::kNumber) == json::value(nullptr));
   CHECK(cmg::coerce_value(json::value(nullptr), FieldType::kDate) == json::value(nullptr));
+}
+
+TEST_CASE("coerce_value into a given storage gives the default storage's values, allocated there") {
+  json::monotonic_resource arena;
+  json::storage_ptr sp(&arena);
+  const std::vector<std::pair<json::value, FieldType>> cases = {
+      {json::value("1,234.50"), FieldType::kNumber},      {json::value("12"), FieldType::kInteger},
+      {json::value("yes"), FieldType::kBool},             {json::value("2024-05-01 10:00:00"), FieldType::kDateTime},
+      {json::value("2024-05-01"), FieldType::kDate},      {json::array{"a", "", "b"}, FieldType::kEnum},
+      {json::value("appointmentscheduled"), FieldType::kEnum},
+      {json::value("\t a.long.address@example.com \n"), FieldType::kEmail},
+      {json::value("x@y.z"), FieldType::kEmail},          {json::value(7), FieldType::kString},
+      {json::value("a name longer than the small buffer"), FieldType::kString},
+      {json::value("+1 (415) 555-0100"), FieldType::kPhone}, {json::value("abc"), FieldType::kNumber},
+      {json::value("  "), FieldType::kEmail},             {json::value(nullptr), FieldType::kDate}};
+  for (const auto& [v, type] : cases) {
+    CAPTURE(json::serialize(v));
+    CAPTURE(cmg::field_type_name(type));
+    auto plain = cmg::coerce_value(v, type);
+    auto placed = cmg::coerce_value(v, type, sp);
+    REQUIRE(plain.has_value() == placed.has_value());
+    if (!placed) continue;
+    CHECK(*placed == *plain);
+    CHECK(*placed->storage() == *sp);
+  }
+  CHECK(*cmg::coerce_value(json::value("\t a.long.address@example.com \n"), FieldType::kEmail, sp) ==
+        json::value("a.long.address@example.com"));
 }
 
 TEST_CASE("the mapper coerces values to the destination field types") {
@@ -452,6 +485,43 @@ TEST_CASE("an invalid correction is reported instead of silently replacing the p
   auto valid_before = map("contacts", {{"score", "5"}}, {{"score", "five"}});
   REQUIRE(valid_before.problems.size() == 1);
   CHECK(valid_before.problems.front().value == "five");
+}
+
+TEST_CASE("mapping into a given storage gives the same record, its fields allocated there") {
+  struct Case {
+    const char* object;
+    json::object fields, corrections;
+  };
+  const std::vector<Case> cases = {
+      {"contacts", {{"first_name", "Ada"}, {"lifecycle", ""}}, {}},
+      {"contacts", {{"first_name", "Ada"}, {"lifecycle", "subscriber"}, {"country", "FR"}}, {}},
+      {"contacts", {{"country", "  "}}, {}},
+      {"deals", {{"title", "Big deal"}, {"pipeline_id", 2}, {"stage_id", 6}}, {}},
+      {"deals", {{"pipeline_id", 2}, {"stage_id", 9}}, {}},
+      {"deals", {{"pipeline_id", 2}, {"stage_id", 9}}, {{"pipeline", "partnerships"}, {"dealstage", "partner_paused"}}},
+      {"activities", {{"type", "call"}, {"subject", "Intro"}, {"duration", "30"}, {"due", "2024-05-01"}}, {}},
+      {"activities", {{"type", "meeting"}, {"subject", "Demo"}, {"duration", "x"}}, {}},
+      {"activities", {{"type", "fax"}}, {}}};
+  for (const auto& c : cases) {
+    CAPTURE(c.object);
+    CAPTURE(json::serialize(c.fields));
+    json::monotonic_resource arena;
+    const auto plain = map(c.object, c.fields, c.corrections);
+    const auto placed = map_in(&arena, c.object, c.fields, c.corrections);
+    CHECK(placed.destination_object == plain.destination_object);
+    CHECK(placed.fields == plain.fields);
+    CHECK(*placed.fields.storage() == *json::storage_ptr(&arena));
+    for (const auto& kv : placed.fields) CHECK(*kv.value().storage() == *json::storage_ptr(&arena));
+    CHECK(placed.defaults == plain.defaults);
+    CHECK(placed.translations == plain.translations);
+    CHECK(placed.dropped == plain.dropped);
+    REQUIRE(placed.problems.size() == plain.problems.size());
+    for (std::size_t i = 0; i < placed.problems.size(); ++i) {
+      CHECK(placed.problems[i].reason == plain.problems[i].reason);
+      CHECK(placed.problems[i].field == plain.problems[i].field);
+      CHECK(placed.problems[i].message == plain.problems[i].message);
+    }
+  }
 }
 
 TEST_CASE("a routed object goes to the destination its routing field names, with per-object targets") {

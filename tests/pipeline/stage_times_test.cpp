@@ -77,7 +77,8 @@ void check_stages(const json::value& stages, const std::vector<std::string>& nam
 
 // `rows` (below the header) as a CSV of contacts, the HubSpot-preset sandbox holding one owner,
 // and a Migration over them whose plan is signed off.
-std::unique_ptr<Migration> open_contacts_migration(TempDir& dir, const std::string& rows) {
+std::unique_ptr<Migration> open_contacts_migration(TempDir& dir, const std::string& rows,
+                                                   const std::vector<sandbox::NewRecord>& destination_contacts = {}) {
   const std::string csv = dir.sub("contacts.csv");
   {
     std::ofstream out(csv);
@@ -88,6 +89,7 @@ std::unique_ptr<Migration> open_contacts_migration(TempDir& dir, const std::stri
     auto sb = sandbox::SandboxCrm::create(dest, "hubspot");
     REQUIRE_MESSAGE(sb.is_ok(), sb.status().to_string());
     REQUIRE((*sb)->set_user(User{"9001", "owner@example.com", "Owner One", true}).is_ok());
+    if (!destination_contacts.empty()) REQUIRE((*sb)->insert_many("contacts", destination_contacts).is_ok());
   }
   auto cfg = parse_config(stage_times_config(csv, dir.sub("state"), dest), "stage_times.json", dir.path());
   REQUIRE_MESSAGE(cfg.is_ok(), cfg.status().to_string());
@@ -210,4 +212,62 @@ TEST_CASE("a source row that repeats an id is never dropped silently: the count 
     CHECK(r->message.find("read 2 records, expected 3") != std::string::npos);
     CHECK(r->objects.at(0).second.written == 0);
   }
+}
+
+// The external-id key (the destination's crm_source_id) in the dry run and the real run: a
+// destination record holding the source id is matched by it; one holding another id is a
+// different record, so a shared email must not merge into it (veto); one holding none merges by
+// email. The dry run gives the deduplicator one stand-in value for every external id no
+// destination holds (run.cpp, kStandIn): its decisions must be the real run's.
+TEST_CASE("external ids match, veto and stay out of the way alike in the dry run and the real run") {
+  TempDir dir;
+  const std::vector<sandbox::NewRecord> existing = {
+      {{{"email", "ada@example.com"}, {"crm_source_id", "99"}}, 1714557600000},   // another record's id
+      {{{"email", "bob@example.com"}}, 1714557600000},                             // no external id
+      {{{"email", "cy.old@example.com"}, {"crm_source_id", "3"}}, 1714557600000},  // source record 3
+  };
+  auto mig = open_contacts_migration(dir,
+                                     std::string("1,Ada,ada@example.com,owner@example.com,2024-05-01T10:00:00Z\n") +
+                                         "2,Bob,bob@example.com,owner@example.com,2024-05-01T10:00:00Z\n" +
+                                         "3,Cy,cy@example.com,owner@example.com,2024-05-01T10:00:00Z\n" +
+                                         "4,Di,di@example.com,owner@example.com,2024-05-01T10:00:00Z\n",
+                                     existing);
+  // Each record's plan as dedup decided it: its action, and the destination record it merges into.
+  auto decisions = [&](const std::string& state_dir) {
+    std::map<std::string, std::string> out;
+    auto env = store::Env::open(state_dir);
+    REQUIRE(env.is_ok());
+    REQUIRE((*env)->read([&](store::Txn& t) -> Status {
+      for (const char* id : {"1", "2", "3", "4"}) {
+        CMG_ASSIGN_OR_RETURN(auto plan, state::load_plan(t, "contacts", id));
+        REQUIRE(plan.has_value());
+        std::string d = plan->contains("idempotency_key") ? "create" : std::string(plan->at("action").as_string());
+        if (plan->contains("key")) d += " by " + std::string(plan->at("key").as_string());
+        if (plan->contains("rerouted")) d += ", rerouted by the destination";
+        out[id] = d;
+      }
+      return Status::ok();
+    }).is_ok());
+    return out;
+  };
+  RunOptions dry;
+  dry.dry_run = true;
+  auto dr = mig->run(dry);
+  REQUIRE_MESSAGE(dr.is_ok(), dr.status().to_string());
+  const std::map<std::string, std::string> expected = {
+      {"1", "create by "},  // vetoed: the destination record with this email holds id 99
+      {"2", "update by email"},
+      {"3", "update by external_id"},  // its email differs: the id decides
+      {"4", "create by "}};
+  CHECK(decisions(dir.sub("state") + "/dry-run") == expected);
+
+  auto rr = mig->run(RunOptions{});
+  REQUIRE_MESSAGE(rr.is_ok(), rr.status().to_string());
+  mig.reset();
+  auto real = decisions(dir.sub("state"));
+  // HubSpot keeps emails unique: record 1, planned as a create, is refused with a 409 naming the
+  // record that holds the email, and the writer updates that one instead.
+  CHECK(real.at("1") == "create by , rerouted by the destination");
+  real["1"] = "create by ";
+  CHECK(real == expected);
 }

@@ -146,6 +146,11 @@ class Deduplicator {
   Status add_source(std::string_view id, std::int64_t updated_at,
                     const std::vector<std::vector<std::string>>& values_per_level);
 
+  /// Speed hint: about `entities` entities (source and destination) will be added, most with one
+  /// value per level. The value index is sized for them at once instead of growing (and copying
+  /// itself) as they arrive; it changes nothing else.
+  void reserve(std::size_t entities) noexcept;
+
   /// Speed hint: `values_per_level` (as for add_source()) will be added soon, so their places in
   /// the value index start loading now. Calling it a few entities ahead of add_source() overlaps
   /// the cache misses of a large index; it changes nothing else.

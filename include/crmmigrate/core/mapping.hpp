@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -85,24 +86,48 @@ class Mapper {
   /// Maps `source`. `corrections` (destination field → value, from queue fixes) override the mapped
   /// values. Never fails: problems are reported in the result.
   MappedRecord map(const Record& source, const boost::json::object& corrections, const ParentLookup& parents) const;
+  /// The same, with the mapped fields (MappedRecord::fields) allocated from `storage`, which
+  /// must outlive them (a caller mapping many records can hand in a per-record arena).
+  MappedRecord map(const Record& source, const boost::json::object& corrections, const ParentLookup& parents,
+                   boost::json::storage_ptr storage) const;
 
   /// The destination object a source record goes to ("" when the routing value is unknown).
   std::string route(const Record& source) const;
 
  private:
+  struct Targets;  // per destination object: what map() would otherwise look up per record
+  const Targets* targets_for(const std::string& destination_object) const;
+
   const ObjectConfig& object_;
   const Schema& destination_;
   const ObjectSchema* source_object_;
   const OwnerResolver& owners_;
+  std::shared_ptr<const std::map<std::string, Targets, std::less<>>> targets_;
 };
 
 /// The key of `record` in translation table `t`: its `from` values as text joined with "/";
 /// nullopt when they are all blank (nothing to translate).
 std::optional<std::string> translation_key(const Translation& t, const Record& record);
 
+class PhoneNormalizer;
+class Normalizer;
+
+/// The normalised dedup key values of one record, per level of `object`'s cascade (strongest
+/// first), into `out` (resized to the cascade's length; each level without repeats or empty
+/// values). `fields` are the record's destination fields; the external-id level takes
+/// `external_id` (the source id for source records, the id property's value for destination
+/// records). `custom`: null, or one entry per level: that key's plugin normalizer, or null for the
+/// built-in one of its kind. Source and destination records go through this one function, so
+/// both sides of a match are normalised alike.
+void dedup_key_values(const ObjectConfig& object, const PhoneNormalizer& phones, const Normalizer* const* custom,
+                      const boost::json::object& fields, std::string_view external_id,
+                      std::vector<std::vector<std::string>>& out);
+
 /// Converts `v` to the JSON a destination field of type `t` takes. Returns nullopt when it cannot
 /// (e.g. "abc" for a number); blank values become null.
 std::optional<boost::json::value> coerce_value(const boost::json::value& v, FieldType t);
+/// The same, with the result allocated from `storage`.
+std::optional<boost::json::value> coerce_value(const boost::json::value& v, FieldType t, boost::json::storage_ptr storage);
 
 /// The candidate closest to `value` (case-insensitive edit distance), or "" when none is close
 /// enough to be a useful suggestion.
