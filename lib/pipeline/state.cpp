@@ -50,21 +50,6 @@ void append_json_string(std::string& out, std::string_view s) {
   out += json::serialize(json::string_view(s.data(), s.size()));
 }
 
-void append_json(std::string& out, const json::value& v) {
-  // Serialised straight into `out` (json::serialize would build a string to copy from); the
-  // serializer keeps its working memory from one call to the next.
-  thread_local json::serializer sr;
-  sr.reset(&v);
-  std::size_t size = out.size();
-  std::size_t room = 256;
-  while (!sr.done()) {
-    out.resize(size + room);
-    size += sr.read(&out[size], room).size();
-    room *= 2;
-  }
-  out.resize(size);
-}
-
 void append_integer(std::string& out, std::int64_t n) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, n);

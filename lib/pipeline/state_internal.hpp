@@ -123,8 +123,6 @@ void append_stages(std::string& out, int steps, std::int64_t extracted, std::int
 
 /// Appends `s` as a JSON string literal (quoted, escaped as json::serialize does).
 void append_json_string(std::string& out, std::string_view s);
-/// Appends json::serialize(v), without the intermediate string.
-void append_json(std::string& out, const json::value& v);
 /// Appends the decimal text of `n` (what std::to_string gives).
 void append_integer(std::string& out, std::int64_t n);
 
