@@ -258,6 +258,19 @@ struct MapBatch {
 // kept once instead of once per record. (A NUL first byte: not an id anyone types.)
 const std::string kStandIn = std::string(1, '\0') + "external id held by no destination record";
 
+// How many ids repeated by the source the count check's message names.
+constexpr std::size_t kRepeatedIdsShown = 5;
+
+// The "x" (when extracted, Unix ms) of a `src` value (state::source_value writes it last); 0 when
+// absent (values written by delta passes and older versions).
+std::int64_t source_extracted_at(std::string_view src) {
+  std::size_t p = src.rfind(R"(,"x":)");
+  if (p == std::string_view::npos) return 0;
+  std::int64_t n = 0;
+  for (p += 5; p < src.size() && src[p] >= '0' && src[p] <= '9' && n < (std::int64_t{1} << 58); ++p) n = n * 10 + (src[p] - '0');
+  return p + 1 == src.size() && src[p] == '}' ? n : 0;  // the last member, or not there at all
+}
+
 // `records` value of a record mapped by a dry run's extract, waiting for dedup in `mapped`
 // (plan_object counts it as extracted in every other respect).
 constexpr std::string_view kFusedValue = R"({"s":"mapped"})";
@@ -367,6 +380,13 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
     RecordBatch batch;
     MapBatch mapped;
     std::int64_t done = 0;
+    // Rows whose id a row read earlier in this pass had: only the first row of an id is kept,
+    // and the count check below names them. (A row whose id was stored by an earlier attempt of
+    // this extract, interrupted and resumed, is not one of them.)
+    std::int64_t repeats = 0;
+    json::array repeated_ids;  // the first few, for the count check's message
+    std::vector<std::string> batch_repeats;
+    const std::int64_t pass_started = state::stamp_ms();
     if (fuse) {
       fuse->fused = true;
       if (reported > 0) fuse->dd.reserve(static_cast<std::size_t>(reported));
@@ -377,12 +397,18 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
       const std::int64_t extracted_at = state::stamp_ms();
       CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
         std::string k;
+        batch_repeats.clear();  // the body runs again when the map grows
         if (!fuse) {
           for (const auto& r : batch) {
             k.assign(oc.name).push_back('\x1f');
             k += r.id;
             CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k, state::kExtractedValue));
-            if (fresh) CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r, extracted_at)));
+            if (fresh) {
+              CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r, extracted_at)));
+              continue;
+            }
+            CMG_ASSIGN_OR_RETURN(auto kept, t.get(state::kSrc, k));
+            if (kept && source_extracted_at(*kept) >= pass_started) batch_repeats.push_back(r.id);
           }
           return Status::ok();
         }
@@ -394,7 +420,10 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
           k.assign(oc.name).push_back('\x1f');
           k += r.id;
           CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k, kFusedValue));
-          if (!fresh) continue;
+          if (!fresh) {  // a dry run's scratch state starts empty: an id met twice is repeated
+            batch_repeats.push_back(r.id);
+            continue;
+          }
           CMG_ASSIGN_OR_RETURN(bool handled,
                                map_record(*this, *fuse, mapped, t, k, r, extracted_at, extracted_at, no_corrections,
                                           lookup, ctx));
@@ -405,6 +434,9 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
         return read_candidate_keys(t, oc, mapped);
       }));
       if (fuse) CMG_RETURN_IF_ERROR(mapped.apply(*fuse));
+      repeats += static_cast<std::int64_t>(batch_repeats.size());
+      for (auto& id : batch_repeats)
+        if (repeated_ids.size() < kRepeatedIdsShown) repeated_ids.emplace_back(id);
       done += static_cast<std::int64_t>(batch.size());
       if (ctx.opts->progress) ctx.opts->progress({oc.name, "extract", done, reported});
       if (ctx.opts->cancelled && ctx.opts->cancelled()) return StepResult::kCancelled;
@@ -418,6 +450,10 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
     }));
     info["read"] = true;
     info["count"] = read;
+    if (repeats > 0) {
+      info["repeated"] = repeats;
+      info["repeated_ids"] = std::move(repeated_ids);
+    }
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) { return put_json(t, state::kMeta, meta_key, info); }));
   }
   std::int64_t expected = oc.expected_count ? *oc.expected_count : info.at("reported").to_number<std::int64_t>();
@@ -434,8 +470,18 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
       }));
     } else {
       std::string msg = oc.name + ": read " + std::to_string(got) + " records, expected " + std::to_string(expected) +
-                        (oc.expected_count ? " (configured)" : " (reported by the source)") +
-                        "; run --accept-counts --reviewer NAME to continue";
+                        (oc.expected_count ? " (configured)" : " (reported by the source)");
+      if (const auto* n = info.if_contains("repeated"); n && n->is_int64()) {
+        // Why the counts differ, when the source repeated ids: which ones.
+        std::string ids;
+        for (const auto& id : info.at("repeated_ids").as_array())
+          ids += (ids.empty() ? "" : ", ") + std::string(id.as_string());
+        const std::int64_t shown = static_cast<std::int64_t>(info.at("repeated_ids").as_array().size());
+        msg += "; " + std::to_string(n->get_int64()) + (n->get_int64() == 1 ? " row repeats" : " rows repeat") +
+               " the id of an earlier row (only the first row of an id is kept): " + ids +
+               (n->get_int64() > shown ? ", ..." : "");
+      }
+      msg += "; run --accept-counts --reviewer NAME to continue";
       raise_alert(&ctx, {"count_mismatch", oc.name, msg});
       CMG_RETURN_IF_ERROR(set_run_state("paused", msg));
       return StepResult::kPaused;
