@@ -91,6 +91,27 @@ struct Txn::Impl {
   static constexpr std::size_t kCache = 16;
   Cached cached[kCache] = {};
   std::size_t cached_n = 0;
+
+  // A write transaction's puts go through one cursor per database, kept open until the
+  // transaction ends (LMDB then frees it). A positioned cursor checks first whether the next key
+  // belongs on the leaf page it is on, which skips the descent from the root for keys put in
+  // order (most batches); mdb_put would search from the root with a new cursor each time.
+  struct PutCursor {
+    MDB_dbi handle;
+    MDB_cursor* cursor;
+  };
+  PutCursor put_cursors[kCache] = {};
+  std::size_t put_cursors_n = 0;
+  // Puts `key` → `value` into `handle` (MDB_NOOVERWRITE and the like in `flags`).
+  int put(MDB_dbi handle, MDB_val* key, MDB_val* value, unsigned flags) {
+    for (std::size_t i = 0; i < put_cursors_n; ++i)
+      if (put_cursors[i].handle == handle) return mdb_cursor_put(put_cursors[i].cursor, key, value, flags);
+    MDB_cursor* c = nullptr;
+    // More databases written than the table holds (not the pipeline's case): a plain put.
+    if (put_cursors_n == kCache || mdb_cursor_open(txn, handle, &c) != 0) return mdb_put(txn, handle, key, value, flags);
+    put_cursors[put_cursors_n++] = {handle, c};
+    return mdb_cursor_put(c, key, value, flags);
+  }
 };
 
 Result<std::unique_ptr<Env>> Env::open(const std::string& dir, const EnvOptions& opts) {
@@ -220,7 +241,7 @@ Result<std::optional<std::string_view>> Txn::get(std::string_view db, std::strin
 Status Txn::put(std::string_view db, std::string_view key, std::string_view value) {
   CMG_ASSIGN_OR_RETURN(auto dbi, impl_->dbi(db, true));
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_put(impl_->txn, *dbi, &k, &v, 0);
+  int rc = impl_->put(*dbi, &k, &v, 0);
   if (rc != 0) return txn_error(impl_, rc, "put");
   return Status::ok();
 }
@@ -228,7 +249,7 @@ Status Txn::put(std::string_view db, std::string_view key, std::string_view valu
 Result<bool> Txn::put_if_absent(std::string_view db, std::string_view key, std::string_view value) {
   CMG_ASSIGN_OR_RETURN(auto dbi, impl_->dbi(db, true));
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_put(impl_->txn, *dbi, &k, &v, MDB_NOOVERWRITE);
+  int rc = impl_->put(*dbi, &k, &v, MDB_NOOVERWRITE);
   if (rc == MDB_KEYEXIST) return false;
   if (rc != 0) return txn_error(impl_, rc, "put");
   return true;
