@@ -11,6 +11,17 @@
 using namespace cmg;
 using namespace cmg::store;
 
+namespace {
+// An Env in `dir` whose map starts at `map_size` bytes (small: a transaction makes it grow).
+std::unique_ptr<Env> open_with_map(const TempDir& dir, std::size_t map_size) {
+  EnvOptions opts;
+  opts.initial_map_size = map_size;
+  auto env = Env::open(dir.path(), opts);
+  REQUIRE(env.is_ok());
+  return std::move(*env);
+}
+}  // namespace
+
 TEST_CASE("values written in one transaction are read back after reopening") {
   TempDir dir;
   {
@@ -51,18 +62,16 @@ TEST_CASE("a failing transaction function leaves nothing behind") {
 
 TEST_CASE("the map grows when a transaction does not fit") {
   TempDir dir;
-  EnvOptions opts;
-  opts.initial_map_size = 64 * 1024;
-  auto env = Env::open(dir.path(), opts);
-  REQUIRE(env.is_ok());
+  const std::size_t initial = 64 * 1024;
+  auto env = open_with_map(dir, initial);
   std::string big(4096, 'x');
-  REQUIRE((*env)->write([&](Txn& t) {
+  REQUIRE(env->write([&](Txn& t) {
     for (int i = 0; i < 2000; ++i) CMG_RETURN_IF_ERROR(t.put("blob", be64(static_cast<std::uint64_t>(i)), big));
     return Status::ok();
   }).is_ok());
-  CHECK((*env)->map_size() > opts.initial_map_size);
+  CHECK(env->map_size() > initial);
   std::uint64_t n = 0;
-  REQUIRE((*env)->read([&](Txn& t) {
+  REQUIRE(env->read([&](Txn& t) {
     CMG_ASSIGN_OR_RETURN(n, t.count("blob"));
     return Status::ok();
   }).is_ok());
@@ -74,10 +83,7 @@ TEST_CASE("puts in any order mixed with deletes, reads and scans leave what a ma
   // the page splits the puts cause) must never leave it pointing at the wrong place. A small
   // initial map makes the body run again after MDB_MAP_FULL, with new cursors.
   TempDir dir;
-  EnvOptions opts;
-  opts.initial_map_size = 256 * 1024;
-  auto env = Env::open(dir.path(), opts);
-  REQUIRE(env.is_ok());
+  auto env = open_with_map(dir, 256 * 1024);
   std::map<std::string, std::string> model[2];
   const char* dbs[2] = {"a", "b"};
   std::mt19937 rng(7);
@@ -98,7 +104,7 @@ TEST_CASE("puts in any order mixed with deletes, reads and scans leave what a ma
       else if (op == 10) next[db].clear();
     }
     int attempts = 0;
-    REQUIRE((*env)->write([&](Txn& t) -> Status {
+    REQUIRE(env->write([&](Txn& t) -> Status {
       ++attempts;
       for (auto& [op, db, key, value] : ops) {
         if (op <= 5) {
@@ -124,7 +130,7 @@ TEST_CASE("puts in any order mixed with deletes, reads and scans leave what a ma
   }
   for (int db = 0; db < 2; ++db) {
     std::map<std::string, std::string> got;
-    REQUIRE((*env)->read([&](Txn& t) {
+    REQUIRE(env->read([&](Txn& t) {
       return t.scan(dbs[db], "", [&](std::string_view k, std::string_view v) {
         got.emplace(std::string(k), std::string(v));
         return true;
