@@ -391,9 +391,31 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
       for (auto& p : reroute) {
         CMG_ASSIGN_OR_RETURN(auto recs, d.read(dobj, {str(p.plan, "dest_id")}));
         if (recs.empty() || !recs[0]) continue;
+        const ObjectSchema* os = dst_schema->object(dobj);
+        // Unless the record holding the value carries another source record's external id: it is
+        // then a different record (dedup refuses such a match for that reason, the external-id
+        // veto), so it is not merged into; a reviewer decides. (The same id is this record's own
+        // earlier write, e.g. after a lost reply: merged.)
+        const std::string key = str(p.plan, "idempotency_key");
+        const json::value* held = os && !os->id_property.empty() ? recs[0]->fields.if_contains(os->id_property) : nullptr;
+        if (held && !value_is_blank(*held) && !key.empty() && value_to_text(*held) != key) {
+          const std::string other = value_to_text(*held);
+          CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+            Problem pr{Reason::kMergeConflict, os->id_property, key, "dedup:external_id",
+                       "the destination refused the create (409: " + str(p.plan, "rerouted").substr(4) + "); record " +
+                           str(p.plan, "dest_id") + ", which holds that value, has " + os->id_property + " '" + other +
+                           "' (another source record): not merged",
+                       ""};
+            json::object extra{{"dest_id", str(p.plan, "dest_id")}};
+            if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
+            for (const auto& mem : from_array(p.plan.if_contains("members")))
+              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, {pr}, "write", extra, &ctx));
+            return Status::ok();
+          }));
+          continue;
+        }
         Record folded;
         folded.fields = p.plan.at("fields").get_object();
-        const ObjectSchema* os = dst_schema->object(dobj);
         if (os && !os->id_property.empty()) folded.fields.erase(os->id_property);
         auto rule = merge_rule_for(oc, false);
         MergeOutcome mo;
