@@ -261,16 +261,6 @@ const std::string kStandIn = std::string(1, '\0') + "external id held by no dest
 // How many ids repeated by the source the count check's message names.
 constexpr std::size_t kRepeatedIdsShown = 5;
 
-// The "x" (when extracted, Unix ms) of a `src` value (state::source_value writes it last); 0 when
-// absent (values written by delta passes and older versions).
-std::int64_t source_extracted_at(std::string_view src) {
-  std::size_t p = src.rfind(R"(,"x":)");
-  if (p == std::string_view::npos) return 0;
-  std::int64_t n = 0;
-  for (p += 5; p < src.size() && src[p] >= '0' && src[p] <= '9' && n < (std::int64_t{1} << 58); ++p) n = n * 10 + (src[p] - '0');
-  return p + 1 == src.size() && src[p] == '}' ? n : 0;  // the last member, or not there at all
-}
-
 // `records` value of a record mapped by a dry run's extract, waiting for dedup in `mapped`
 // (plan_object counts it as extracted in every other respect).
 constexpr std::string_view kFusedValue = R"({"s":"mapped"})";
@@ -408,7 +398,7 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
               continue;
             }
             CMG_ASSIGN_OR_RETURN(auto kept, t.get(state::kSrc, k));
-            if (kept && source_extracted_at(*kept) >= pass_started) batch_repeats.push_back(r.id);
+            if (kept && state::source_extracted_at(*kept) >= pass_started) batch_repeats.push_back(r.id);
           }
           return Status::ok();
         }
@@ -473,10 +463,10 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
                         (oc.expected_count ? " (configured)" : " (reported by the source)");
       if (const auto* n = info.if_contains("repeated"); n && n->is_int64()) {
         // Why the counts differ, when the source repeated ids: which ones.
+        const json::array& named = info.at("repeated_ids").as_array();
         std::string ids;
-        for (const auto& id : info.at("repeated_ids").as_array())
-          ids += (ids.empty() ? "" : ", ") + std::string(id.as_string());
-        const std::int64_t shown = static_cast<std::int64_t>(info.at("repeated_ids").as_array().size());
+        for (const auto& id : named) ids += (ids.empty() ? "" : ", ") + std::string(id.as_string());
+        const auto shown = static_cast<std::int64_t>(named.size());
         msg += "; " + std::to_string(n->get_int64()) + (n->get_int64() == 1 ? " row repeats" : " rows repeat") +
                " the id of an earlier row (only the first row of an id is kept): " + ids +
                (n->get_int64() > shown ? ", ..." : "");

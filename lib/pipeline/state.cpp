@@ -84,6 +84,32 @@ std::string source_value(const Record& r, std::int64_t extracted_ms) {
 
 namespace {
 
+// The unsigned integer right after the last occurrence of `name` in `v` (a member its writer puts
+// last, or near the end); 0 when absent. `end` [out, optional]: where its digits stop.
+std::int64_t number_after_last(std::string_view v, std::string_view name, std::size_t* end = nullptr) {
+  std::size_t p = v.rfind(name);
+  if (p == std::string_view::npos) {
+    if (end) *end = std::string_view::npos;
+    return 0;
+  }
+  std::int64_t n = 0;
+  std::size_t digits = 0;  // at most 18: no overflow, whatever the stored text
+  for (p += name.size(); p < v.size() && v[p] >= '0' && v[p] <= '9' && digits < 18; ++p, ++digits)
+    n = n * 10 + (v[p] - '0');
+  if (end) *end = p;
+  return n;
+}
+
+}  // namespace
+
+std::int64_t source_extracted_at(std::string_view src) {
+  std::size_t end = 0;
+  const std::int64_t n = number_after_last(src, R"(,"x":)", &end);
+  return end != std::string_view::npos && end + 1 == src.size() && src[end] == '}' ? n : 0;
+}
+
+namespace {
+
 // Appends the JSON text of a string array (what json::serialize(to_array(v)) gives).
 void append_string_array(std::string& out, const std::vector<std::string>& v) {
   out.push_back('[');
@@ -165,17 +191,8 @@ bool mapped_parts(std::string_view v, MappedParts& m) {
 // "x" and "m" of a `mapped` value (when the record was extracted and mapped; append_mapped_value
 // writes them last, so the last occurrence of each name is the member itself); 0 when absent.
 void mapped_times(std::string_view v, std::int64_t* extracted_at, std::int64_t* mapped_at) {
-  auto number = [&](std::string_view name) -> std::int64_t {
-    std::size_t p = v.rfind(name);
-    if (p == std::string_view::npos) return 0;
-    std::int64_t n = 0;
-    std::size_t digits = 0;  // at most 18: no overflow, whatever the stored text
-    for (p += name.size(); p < v.size() && v[p] >= '0' && v[p] <= '9' && digits < 18; ++p, ++digits)
-      n = n * 10 + (v[p] - '0');
-    return n;
-  };
-  *extracted_at = number(R"(,"x":)");
-  *mapped_at = number(R"(,"m":)");
+  *extracted_at = number_after_last(v, R"(,"x":)");
+  *mapped_at = number_after_last(v, R"(,"m":)");
 }
 
 // The text of the plan of `primary` when its status `rec` says it is planned as mapped (derived
@@ -230,7 +247,7 @@ std::string planned_as_mapped_value(std::string_view primary, std::int64_t decid
   std::string out = planned_value(primary);
   out.pop_back();
   out += R"(,"as_mapped":)";
-  out += std::to_string(decided_ms);
+  append_integer(out, decided_ms);
   if (!id_property.empty()) {
     out += R"(,"id_property":)";
     append_json_string(out, id_property);

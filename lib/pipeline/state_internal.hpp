@@ -102,6 +102,9 @@ Status keep_derived_plan(store::Txn& t, std::string_view object, std::string_vie
 /// put_json(record_to_json(r)) plus a last member "x": extracted_ms, without copying the fields
 /// into a new object first.
 std::string source_value(const Record& r, std::int64_t extracted_ms);
+/// The "x" of a `src` value (source_value writes it last); 0 when it has none (values written by
+/// delta passes and older versions).
+std::int64_t source_extracted_at(std::string_view src);
 
 /// now_ms(), never less than any value it returned before in this process (the pipeline's step
 /// times must not go backwards when the system clock is stepped back).

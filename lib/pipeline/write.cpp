@@ -387,6 +387,15 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
           ctx.written_this_call += static_cast<std::int64_t>(from_array(batch[i].plan.if_contains("members")).size());
         if (next[i] == Next::kConfirmed || next[i] == Next::kFailed) ++done;
       }
+      // Queues every member of a rerouted plan with `problems` (and the plan's stages).
+      auto queue_rerouted = [&](const PendingOp& p, const std::vector<Problem>& problems, json::object extra) {
+        if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
+        return env->write([&](Txn& t) -> Status {
+          for (const auto& mem : from_array(p.plan.if_contains("members")))
+            CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, problems, "write", extra, &ctx));
+          return Status::ok();
+        });
+      };
       // A 409 means the destination already holds the record: read it and merge instead.
       for (auto& p : reroute) {
         CMG_ASSIGN_OR_RETURN(auto recs, d.read(dobj, {str(p.plan, "dest_id")}));
@@ -399,19 +408,12 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
         const std::string key = str(p.plan, "idempotency_key");
         const json::value* held = os && !os->id_property.empty() ? recs[0]->fields.if_contains(os->id_property) : nullptr;
         if (held && !value_is_blank(*held) && !key.empty() && value_to_text(*held) != key) {
-          const std::string other = value_to_text(*held);
-          CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-            Problem pr{Reason::kMergeConflict, os->id_property, key, "dedup:external_id",
-                       "the destination refused the create (409: " + str(p.plan, "rerouted").substr(4) + "); record " +
-                           str(p.plan, "dest_id") + ", which holds that value, has " + os->id_property + " '" + other +
-                           "' (another source record): not merged",
-                       ""};
-            json::object extra{{"dest_id", str(p.plan, "dest_id")}};
-            if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
-            for (const auto& mem : from_array(p.plan.if_contains("members")))
-              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, {pr}, "write", extra, &ctx));
-            return Status::ok();
-          }));
+          Problem pr{Reason::kMergeConflict, os->id_property, key, "dedup:external_id",
+                     "the destination refused the create (409: " + str(p.plan, "rerouted").substr(4) + "); record " +
+                         str(p.plan, "dest_id") + ", which holds that value, has " + os->id_property + " '" +
+                         value_to_text(*held) + "' (another source record): not merged",
+                     ""};
+          CMG_RETURN_IF_ERROR(queue_rerouted(p, {pr}, json::object{{"dest_id", str(p.plan, "dest_id")}}));
           continue;
         }
         Record folded;
@@ -421,20 +423,14 @@ Result<StepResult> Migration::Impl::write_object(const ObjectConfig& oc, RunCtx&
         MergeOutcome mo;
         CMG_RETURN_IF_ERROR(rule->merge({folded, *recs[0]}, &mo));
         if (mo.kind != MergeOutcome::Kind::kMerged) {
-          CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-            std::vector<Problem> ps;
-            for (const auto& c : mo.conflicts)
-              ps.push_back({Reason::kMergeConflict, c.field, value_to_text(c.source_value), "merge",
-                            "destination already has this record (409); source '" + value_to_text(c.source_value) +
-                                "' vs destination '" + value_to_text(c.destination_value) + "'",
-                            ""});
-            if (ps.empty()) ps.push_back({Reason::kMergeConflict, "", "", "merge", mo.reason, ""});
-            json::object extra;
-            if (const auto* st = p.plan.if_contains("stages"); st && st->is_object()) extra["stages"] = *st;
-            for (const auto& mem : from_array(p.plan.if_contains("members")))
-              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem, ps, "write", extra, &ctx));
-            return Status::ok();
-          }));
+          std::vector<Problem> ps;
+          for (const auto& c : mo.conflicts)
+            ps.push_back({Reason::kMergeConflict, c.field, value_to_text(c.source_value), "merge",
+                          "destination already has this record (409); source '" + value_to_text(c.source_value) +
+                              "' vs destination '" + value_to_text(c.destination_value) + "'",
+                          ""});
+          if (ps.empty()) ps.push_back({Reason::kMergeConflict, "", "", "merge", mo.reason, ""});
+          CMG_RETURN_IF_ERROR(queue_rerouted(p, ps, {}));
           continue;
         }
         p.plan["fields"] = mo.changes;
