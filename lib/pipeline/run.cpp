@@ -154,9 +154,13 @@ std::vector<std::vector<std::string>> Migration::Impl::dedup_keys(const ObjectCo
 
 ParentState Migration::Impl::parent_state(Txn& t, const std::string& object, const std::string& source_id) {
   ParentState ps;
-  auto rec = get_json(t, state::kRecords, key_of({object, source_id}));
+  const std::string k = key_of({object, source_id});
+  auto rec = get_json(t, state::kRecords, k);
   if (!rec.is_ok() || !*rec) {
-    ps.kind = ParentState::Kind::kAbsent;
+    // A dry run's extract stores a record it maps in `mapped` only; its status comes when it is
+    // planned (MapPass). Such a parent is pending, not absent.
+    auto m = t.get(state::kMapped, k);
+    ps.kind = m.is_ok() && *m ? ParentState::Kind::kPending : ParentState::Kind::kAbsent;
     return ps;
   }
   const auto& r = **rec;
@@ -178,7 +182,7 @@ ParentState Migration::Impl::parent_state(Txn& t, const std::string& object, con
 // Phase 1 of plan_object (map) for one object and pass: what it builds up for phase 2. A dry run's
 // extract feeds it too (map_record below, "fused"): a fresh scratch state has no queue item and no
 // earlier pass, so a record extracted there can be mapped at once instead of being stored, read
-// back and parsed again.
+// back and parsed again; and its status is written once, when it is planned.
 struct MapPass {
   MapPass(const ObjectConfig& object, const Schema& dst, const ObjectSchema* src_os, const OwnerResolver& owners,
           std::vector<DedupKey> levels)
@@ -262,15 +266,23 @@ const std::string kStandIn = std::string(1, '\0') + "external id held by no dest
 constexpr std::size_t kRepeatedIdsShown = 5;
 
 // `records` value of a record mapped by a dry run's extract, waiting for dedup in `mapped`
-// (plan_object counts it as extracted in every other respect).
+// (plan_object counts it as extracted in every other respect). Stored only when the dry run
+// stops before planning (settle_fused): the status of a record it plans is written once, then.
 constexpr std::string_view kFusedValue = R"({"s":"mapped"})";
+
+// What map_record did with a record.
+enum class Mapped {
+  kDone,      // stored in `mapped` for dedup, queued, or left waiting for its parent
+  kLeft,      // fused: not mapped (waits for a parent, or has a problem); plan_object maps it again
+  kRepeated,  // fused: `mapped` holds this id already (a row read earlier in this pass)
+};
 
 }  // namespace
 
 // Maps `src` (key `k`) and stores what phase 2 needs. Fused (extract of a dry run): a record
-// that waits for a parent or has a problem is left untouched (returns false) for plan_object to
-// map again from its stored source copy, so that queueing happens after the count check.
-static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, Txn& t, const std::string& k,
+// that waits for a parent or has a problem is left untouched (kLeft) for plan_object to map
+// again from its stored source copy, so that queueing happens after the count check.
+static Result<Mapped> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, Txn& t, const std::string& k,
                                const Record& src, std::int64_t extracted_at, std::int64_t mapped_at,
                                const json::object& corrections, const ParentLookup& lookup, RunCtx& ctx) {
   const ObjectConfig& oc = p.oc;
@@ -278,8 +290,8 @@ static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, T
   // (no heap allocation per field in the usual case), all released when this call returns.
   json::monotonic_resource arena(p.arena, sizeof p.arena);
   MappedRecord m = p.mapper.map(src, corrections, lookup, &arena);
-  if (p.fused && (m.waits_for_parent || !m.problems.empty())) return false;
-  if (m.waits_for_parent) return true;  // stays extracted; planned once its parent is decided
+  if (p.fused && (m.waits_for_parent || !m.problems.empty())) return Mapped::kLeft;
+  if (m.waits_for_parent) return Mapped::kDone;  // stays extracted; planned once its parent is decided
   if (!m.problems.empty()) {
     json::object extra{{"config_version", p.config_version}};
     if (!m.queued_parents.empty()) {
@@ -291,7 +303,7 @@ static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, T
     extra["mapped"] = m.fields;
     extra["stages"] = state::stages_json(2, extracted_at, mapped_at);
     CMG_RETURN_IF_ERROR(self.enqueue(t, oc.name, src.id, m.problems, "map", std::move(extra), &ctx));
-    return true;
+    return Mapped::kDone;
   }
   auto keys = oc.dedup_none ? std::vector<std::vector<std::string>>{} : self.dedup_keys(oc, m.fields, src.id);
   bool ready = false;
@@ -303,16 +315,22 @@ static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, T
       ready = ps.empty();
     }
   }
-  if (p.prevalidate && !ready) b.not_ready.push_back(src.id);
   std::string& value = p.value;
   value.clear();
   state::append_mapped_value(value, m, keys, src.updated_at, p.config_version, extracted_at, mapped_at);
-  CMG_RETURN_IF_ERROR(t.put(state::kMapped, k, value));
+  if (p.fused) {
+    // The scratch state started empty: a mapped value already there is an earlier row's.
+    CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kMapped, k, value));
+    if (!fresh) return Mapped::kRepeated;
+  } else {
+    CMG_RETURN_IF_ERROR(t.put(state::kMapped, k, value));
+  }
+  if (p.prevalidate && !ready) b.not_ready.push_back(src.id);
   // The record's status stays "extracted" until it is planned: a pass that stops before then
   // maps it again either way, so a status write per record would buy nothing.
   if (oc.dedup_none) {
     b.mapped.push_back(src.id);
-    return true;
+    return Mapped::kDone;
   }
   // Destination candidates sharing any key value (the veto needs all their key values).
   for (std::size_t lvl = 0; lvl < keys.size(); ++lvl) {
@@ -332,7 +350,32 @@ static Result<bool> map_record(Migration::Impl& self, MapPass& p, MapBatch& b, T
       for (auto& v : keys[lvl])
         if (!p.dest_may_have(lvl, v)) v = kStandIn;
   b.sources.push_back({src.id, src.updated_at, std::move(keys)});
-  return true;
+  return Mapped::kDone;
+}
+
+// A dry run that stops between extract and plan (count check, cancel): the records its extract
+// mapped get the status they wait with, so that the report counts them.
+static Status settle_fused(store::Env& env, const ObjectConfig& oc) {
+  const std::string prefix = key_of({oc.name, ""});
+  std::string after;
+  for (bool more = true; more;) {
+    constexpr std::size_t kChunk = 20000;
+    std::vector<std::string> keys;
+    CMG_RETURN_IF_ERROR(env.read([&](Txn& t) {
+      return t.scan(state::kMapped, prefix, [&](std::string_view k, std::string_view) {
+        keys.emplace_back(k);
+        return keys.size() < kChunk;
+      }, after);
+    }));
+    more = keys.size() == kChunk;
+    if (keys.empty()) break;
+    CMG_RETURN_IF_ERROR(env.write([&](Txn& t) -> Status {
+      for (const auto& k : keys) CMG_RETURN_IF_ERROR(t.put_if_absent(state::kRecords, k, kFusedValue).status());
+      return Status::ok();
+    }));
+    after = keys.back();
+  }
+  return Status::ok();
 }
 
 // The key values of the destination candidates found by map_record in this transaction.
@@ -376,6 +419,7 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
     std::int64_t repeats = 0;
     json::array repeated_ids;  // the first few, for the count check's message
     std::vector<std::string> batch_repeats;
+    std::int64_t batch_fresh = 0, fresh_total = 0;  // records a fused pass stored (no repeats)
     const std::int64_t pass_started = state::stamp_ms();
     if (fuse) {
       fuse->fused = true;
@@ -402,28 +446,39 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
           }
           return Status::ok();
         }
-        // Dry run: mapped at once (see MapPass); what cannot be is stored for plan_object.
+        // Dry run: mapped at once (see MapPass); what cannot be is stored for plan_object. The
+        // scratch state starts empty, and a record is stored either in `mapped` (mapped) or in
+        // `records` (left for plan_object): an id found in either was read earlier in this pass.
         mapped.clear();
+        batch_fresh = 0;
         ParentLookup lookup = [&](const std::string& o, const std::string& sid) { return parent_state(t, o, sid); };
         const json::object no_corrections;
         for (const auto& r : batch) {
           k.assign(oc.name).push_back('\x1f');
           k += r.id;
-          CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kRecords, k, kFusedValue));
-          if (!fresh) {  // a dry run's scratch state starts empty: an id met twice is repeated
+          CMG_ASSIGN_OR_RETURN(auto left_earlier, t.get(state::kRecords, k));
+          Mapped what = Mapped::kRepeated;
+          if (!left_earlier) {
+            CMG_ASSIGN_OR_RETURN(what, map_record(*this, *fuse, mapped, t, k, r, extracted_at, extracted_at,
+                                                  no_corrections, lookup, ctx));
+          }
+          if (what == Mapped::kLeft) {
+            CMG_ASSIGN_OR_RETURN(auto mapped_earlier, t.get(state::kMapped, k));
+            if (mapped_earlier) what = Mapped::kRepeated;
+          }
+          if (what == Mapped::kRepeated) {
             batch_repeats.push_back(r.id);
             continue;
           }
-          CMG_ASSIGN_OR_RETURN(bool handled,
-                               map_record(*this, *fuse, mapped, t, k, r, extracted_at, extracted_at, no_corrections,
-                                          lookup, ctx));
-          if (handled) continue;
+          ++batch_fresh;
+          if (what == Mapped::kDone) continue;
           CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::kExtractedValue));
           CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r, extracted_at)));
         }
         return read_candidate_keys(t, oc, mapped);
       }));
       if (fuse) CMG_RETURN_IF_ERROR(mapped.apply(*fuse));
+      fresh_total += batch_fresh;
       repeats += static_cast<std::int64_t>(batch_repeats.size());
       for (auto& id : batch_repeats)
         if (repeated_ids.size() < kRepeatedIdsShown) repeated_ids.emplace_back(id);
@@ -431,13 +486,17 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
       if (ctx.opts->progress) ctx.opts->progress({oc.name, "extract", done, reported});
       if (ctx.opts->cancelled && ctx.opts->cancelled()) return StepResult::kCancelled;
     }
-    std::int64_t read = 0;
-    CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
-      return t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view, std::string_view) {
-        ++read;
-        return true;
-      });
-    }));
+    // A fused pass started from an empty scratch state and counted what it stored; otherwise
+    // the records of earlier, interrupted attempts of this extract count too.
+    std::int64_t read = fresh_total;
+    if (!fuse) {
+      CMG_RETURN_IF_ERROR(env->read([&](Txn& t) {
+        return t.scan(state::kRecords, key_of({oc.name, ""}), [&](std::string_view, std::string_view) {
+          ++read;
+          return true;
+        });
+      }));
+    }
     info["read"] = true;
     info["count"] = read;
     if (repeats > 0) {
@@ -979,7 +1038,10 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess, bool
       CMG_ASSIGN_OR_RETURN(fused, begin_map_pass(oc));
     }
     CMG_ASSIGN_OR_RETURN(stop, extract(oc, ctx, fused.get()));
-    if (stop != StepResult::kContinue) break;
+    if (stop != StepResult::kContinue) {
+      if (fused) CMG_RETURN_IF_ERROR(settle_fused(*env, oc));
+      break;
+    }
     if (delta) {
       CMG_ASSIGN_OR_RETURN(stop, delta_object(oc, ctx));
       if (stop != StepResult::kContinue) break;

@@ -10,8 +10,9 @@
 //                    is written: its status {"s":"planned","p",  "as_mapped": when deduplicated and
 //                    validated (Unix ms), "id_property"} says the plan is derived from its `mapped`
 //                    value (load_plan), which saves storing a second copy of its fields.
-//                    (a dry run's extract leaves {"s":"mapped"} for a record it mapped at once: it has
-//                    no `src` copy in the scratch state, its `mapped` value waits for dedup)
+//                    (a record a dry run's extract mapped at once has no `src` copy in the scratch
+//                    state and no `records` value until it is planned: its `mapped` value waits for
+//                    dedup; {"s":"mapped"} when the dry run stopped before planning it)
 //   mapped           object␟source id → {"o", "fields", "translations", "defaults", "dropped", "k", "u", "cv",
 //                    "x", "m"} (append_mapped_value writes this member order; a derived plan reads the
 //                    first five and the last two back without a full parse). "x": when the record was extracted,
