@@ -341,8 +341,11 @@ struct Deduplicator::Impl {
     return {&t.values, begin, end};
   }
 
+  // `known`: the values' hashes (ValueInterner::hash of each non-empty value, in order) when the
+  // caller has them already (add_sources); null to compute them here.
   Status add(EntityTable& t, std::string_view id, std::int64_t updated_at,
-             const std::vector<std::vector<std::string>>& values_per_level, const char* side) {
+             const std::vector<std::vector<std::string>>& values_per_level, const char* side,
+             const std::uint64_t* known = nullptr) {
     if (levels() == 0 || levels() > 250) {
       return invalid_argument("dedup: the key cascade needs 1 to 250 keys, it has " +
                               std::to_string(levels()));
@@ -358,12 +361,20 @@ struct Deduplicator::Impl {
       return invalid_argument("dedup: capacity of 2^32 entities or values exhausted");
     }
     // The slots of all the entity's values are looked up together: their cache misses overlap.
-    hashes.clear();
-    for (std::size_t level = 0; level < levels(); ++level)
-      for (const std::string& v : values_per_level[level])
-        if (!v.empty()) hashes.push_back(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
-    if (!interner.reserve(hashes.size())) return Status(Code::kInternal, "dedup: out of memory for the value index");
-    for (std::uint64_t h : hashes) interner.prefetch(h);
+    std::size_t nvalues = 0;
+    if (known) {
+      for (const auto& level : values_per_level)
+        for (const std::string& v : level) nvalues += v.empty() ? 0 : 1;
+    } else {
+      hashes.clear();
+      for (std::size_t level = 0; level < levels(); ++level)
+        for (const std::string& v : values_per_level[level])
+          if (!v.empty()) hashes.push_back(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
+      nvalues = hashes.size();
+      known = hashes.data();
+      for (std::size_t i = 0; i < nvalues; ++i) interner.prefetch(known[i]);
+    }
+    if (!interner.reserve(nvalues)) return Status(Code::kInternal, "dedup: out of memory for the value index");
     t.id_refs.push_back(arena.add(id));
     t.updated_at.push_back(updated_at);
     std::size_t next = 0;
@@ -371,7 +382,7 @@ struct Deduplicator::Impl {
       t.level_begin.push_back(static_cast<std::uint32_t>(t.values.size()));
       scratch.clear();
       for (const std::string& v : values_per_level[level]) {
-        if (!v.empty()) scratch.push_back(interner.intern(static_cast<std::uint8_t>(level), v, hashes[next++], arena));
+        if (!v.empty()) scratch.push_back(interner.intern(static_cast<std::uint8_t>(level), v, known[next++], arena));
       }
       sort_unique(scratch);
       for (std::uint32_t v : scratch) t.values.push_back(v);
@@ -921,6 +932,36 @@ const std::vector<DedupKey>& Deduplicator::keys() const noexcept { return impl_-
 Status Deduplicator::add_source(std::string_view id, std::int64_t updated_at,
                                 const std::vector<std::vector<std::string>>& values_per_level) {
   return impl_->add(impl_->source, id, updated_at, values_per_level, "source");
+}
+
+Status Deduplicator::add_sources(const std::vector<SourceEntity>& entities) {
+  Impl& im = *impl_;
+  // Every value's hash, once: entity i's are batch_hashes[first[i] .. first[i + 1]).
+  std::vector<std::uint64_t> batch_hashes;
+  std::vector<std::size_t> first(entities.size() + 1, 0);
+  for (std::size_t i = 0; i < entities.size(); ++i) {
+    const auto* levels = entities[i].values_per_level;
+    if (levels)
+      for (std::size_t level = 0; level < levels->size() && level < 250; ++level)
+        for (const std::string& v : (*levels)[level])
+          if (!v.empty()) batch_hashes.push_back(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
+    first[i + 1] = batch_hashes.size();
+  }
+  // Slots are loaded a few entities ahead of their use.
+  constexpr std::size_t kAhead = 8;
+  auto prefetch = [&](std::size_t i) {
+    for (std::size_t h = first[i]; h < first[i + 1]; ++h) im.interner.prefetch(batch_hashes[h]);
+  };
+  for (std::size_t i = 0; i < entities.size() && i < kAhead; ++i) prefetch(i);
+  static const std::vector<std::vector<std::string>> kNoValues;
+  for (std::size_t i = 0; i < entities.size(); ++i) {
+    if (i + kAhead < entities.size()) prefetch(i + kAhead);
+    const SourceEntity& e = entities[i];
+    const auto& values = e.values_per_level ? *e.values_per_level : kNoValues;
+    // A wrong number of levels is refused by add() before the hashes are read.
+    CMG_RETURN_IF_ERROR(im.add(im.source, e.id, e.updated_at, values, "source", batch_hashes.data() + first[i]));
+  }
+  return Status::ok();
 }
 
 void Deduplicator::reserve(std::size_t entities) noexcept {

@@ -469,7 +469,7 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
                               "'" + value_to_text(raw) + "' is not a valid " + field_type_name(type), ""});
       return;
     }
-    out.fields[f] = std::move(*c);
+    out.fields.insert_or_assign(f, std::move(*c));  // no null placeholder first
   };
   auto set_field = [&](const std::string& f, const json::value& raw) { set_typed(f, raw, field_type(f)); };
 
@@ -504,7 +504,7 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
                                 ""});
         continue;
       }
-      out.fields[target] = std::move(*res.user_id);
+      out.fields.insert_or_assign(target, std::move(*res.user_id));
       continue;
     }
     if (!m.parent.empty()) {

@@ -224,6 +224,7 @@ std::optional<std::string> normalize_email(std::string_view raw) {
   if (e.size() >= 2 && e.front() == '<' && e.back() == '>') e = trim_ascii_spaces(e.substr(1, e.size() - 2));
   if (e.substr(0, 7) == "mailto:") e = trim_ascii_spaces(e.substr(7));
   if (!email_shape_ok(e)) return std::nullopt;
+  if (e.size() == text->size()) return text;  // nothing was taken off (the usual case)
   return std::string(e);
 }
 

@@ -34,8 +34,9 @@ const std::vector<Option>* FieldSchema::allowed_options(std::string_view control
 }
 
 const FieldSchema* ObjectSchema::field(std::string_view n) const {
+  // Sizes first: most names differ in length, and a field is looked up per record and value.
   for (const auto& f : fields)
-    if (f.name == n) return &f;
+    if (f.name.size() == n.size() && std::string_view(f.name) == n) return &f;
   return nullptr;
 }
 

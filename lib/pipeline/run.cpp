@@ -229,6 +229,7 @@ struct MapBatch {
   std::vector<std::pair<std::string, std::vector<std::vector<std::string>>>> dest_candidates;
   std::unordered_set<std::string> batch_dests;
   std::vector<std::string> not_ready, mapped;
+  std::vector<Deduplicator::SourceEntity> entities;  // apply's view of `sources`
 
   void clear() {
     sources.clear();
@@ -240,13 +241,10 @@ struct MapBatch {
   Status apply(MapPass& p) {
     for (auto& id : not_ready) p.not_ready.insert(std::move(id));
     for (auto& id : mapped) p.mapped_ids.push_back(std::move(id));
-    // Prefetched a few sources ahead: the deduplicator's value index is large and read at random.
-    constexpr std::size_t kAhead = 8;
-    for (std::size_t i = 0; i < sources.size() && i < kAhead; ++i) p.dd.prefetch(sources[i].keys);
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-      if (i + kAhead < sources.size()) p.dd.prefetch(sources[i + kAhead].keys);
-      CMG_RETURN_IF_ERROR(p.dd.add_source(sources[i].id, sources[i].updated_at, sources[i].keys));
-    }
+    // Added as one batch: the deduplicator's value index is large and read at random.
+    entities.clear();
+    for (const auto& src : sources) entities.push_back({src.id, src.updated_at, &src.keys});
+    CMG_RETURN_IF_ERROR(p.dd.add_sources(entities));
     for (auto& [did, dkeys] : dest_candidates) {
       p.dest_added.insert(did);
       CMG_RETURN_IF_ERROR(p.dd.add_destination(did, dkeys));
@@ -720,7 +718,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
     // When this chunk was deduplicated and validated (one clock read per chunk).
     const std::int64_t decided_at = state::stamp_ms();
     CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-      std::string k;
+      std::string k, status_value;
       for (std::size_t gi = start; gi < end; ++gi) {
         const auto& g = groups[gi];
         if (g.kind == GroupKind::kSingle && g.decision == DestinationDecision::kNew && g.members.size() == 1 &&
@@ -730,7 +728,7 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
           // mapped value when read (state::load_plan). Prevalidated in phase 1 ("ready"): mapped
           // in this pass by map_record, valid as a create, without the idempotency property.
           const std::string& id = g.members.front().id;
-          if (prevalidate && !not_ready.count(id)) {
+          if (prevalidate && (not_ready.empty() || !not_ready.count(id))) {
             k.assign(oc.name).push_back('\x1f');
             k += id;
             const ObjectSchema* os = nullptr;
@@ -743,7 +741,9 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
               if (raw && state::mapped_destination(*raw, &dobj)) os = dst_schema->object(std::string(dobj));
             }
             if (os) {
-              CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::planned_as_mapped_value(id, decided_at, os->id_property)));
+              status_value.clear();
+              state::append_planned_as_mapped_value(status_value, id, decided_at, os->id_property);
+              CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, status_value));
               continue;
             }
           }

@@ -30,6 +30,17 @@ Status put_json(store::Txn& t, std::string_view db, std::string_view key, const 
   return t.put(db, key, json::serialize(v));
 }
 
+// What json::serialize returns, appended to `out` without a string of its own.
+static void append_serialized(std::string& out, const json::object& v) {
+  json::serializer sr;
+  sr.reset(&v);
+  char buf[512];
+  while (!sr.done()) {
+    std::string_view part = sr.read(buf, sizeof buf);
+    out.append(part.data(), part.size());
+  }
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   // json::serialize escapes only control characters, '"' and '\\' (other bytes, UTF-8 included,
   // are written as they are): text without them is copied.
@@ -220,7 +231,7 @@ void append_mapped_value(std::string& out, const MappedRecord& m, const std::vec
   out += R"({"o":)";
   append_json_string(out, m.destination_object);
   out += R"(,"fields":)";
-  out += json::serialize(m.fields);
+  append_serialized(out, m.fields);
   out += R"(,"translations":)";
   append_string_array(out, m.translations);
   out += R"(,"defaults":)";
@@ -244,8 +255,15 @@ void append_mapped_value(std::string& out, const MappedRecord& m, const std::vec
 }
 
 std::string planned_as_mapped_value(std::string_view primary, std::int64_t decided_ms, std::string_view id_property) {
-  std::string out = planned_value(primary);
-  out.pop_back();
+  std::string out;
+  append_planned_as_mapped_value(out, primary, decided_ms, id_property);
+  return out;
+}
+
+void append_planned_as_mapped_value(std::string& out, std::string_view primary, std::int64_t decided_ms,
+                                    std::string_view id_property) {
+  out += R"({"s":"planned","p":)";
+  append_json_string(out, primary);
   out += R"(,"as_mapped":)";
   append_integer(out, decided_ms);
   if (!id_property.empty()) {
@@ -253,7 +271,6 @@ std::string planned_as_mapped_value(std::string_view primary, std::int64_t decid
     append_json_string(out, id_property);
   }
   out.push_back('}');
-  return out;
 }
 
 bool mapped_destination(std::string_view mapped, std::string_view* dobj) {

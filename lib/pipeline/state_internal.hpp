@@ -81,6 +81,9 @@ void append_mapped_value(std::string& out, const MappedRecord& m, const std::vec
 /// the destination object has none): a group of one whose plan is a create of its mapped fields
 /// as they are, derived on demand (load_plan) instead of being stored.
 std::string planned_as_mapped_value(std::string_view primary, std::int64_t decided_ms, std::string_view id_property);
+/// planned_as_mapped_value appended to `out`.
+void append_planned_as_mapped_value(std::string& out, std::string_view primary, std::int64_t decided_ms,
+                                    std::string_view id_property);
 
 /// The text of the create plan of `primary` planned as mapped, from its `mapped` value: the bytes
 /// plan_object's general path would have stored. False when `mapped` is not in map_record's layout.

@@ -330,6 +330,50 @@ TEST_CASE("sizing the value index in advance changes no decision") {
   }
 }
 
+TEST_CASE("sources added as batches decide as sources added one by one") {
+  std::mt19937 gen(4242);
+  std::vector<Src> src;
+  for (int i = 0; i < 2500; ++i) {
+    Values v(3);
+    v[0].push_back(std::to_string(i));
+    if (gen() % 4) v[1].push_back("e" + std::to_string(gen() % 1500));
+    if (gen() % 9 == 0) v[1].push_back("");  // ignored, as by add_source
+    if (gen() % 2) v[2].push_back("p" + std::to_string(gen() % 1000));
+    src.push_back({std::to_string(i), static_cast<std::int64_t>(gen() % 7), v});
+  }
+  std::vector<Dst> dst;
+  for (int i = 0; i < 200; ++i) dst.push_back({"D" + std::to_string(i), {{}, {"e" + std::to_string(gen() % 1500)}, {}}});
+  const std::string expected = dump(run(ext_email_phone(), src, dst));
+  CHECK(expected.find("merged") != std::string::npos);
+  CHECK(expected.find(" match ") != std::string::npos);
+  for (std::size_t batch : {std::size_t{1}, std::size_t{7}, std::size_t{500}, std::size_t{5000}}) {
+    CAPTURE(batch);
+    cmg::Deduplicator d(ext_email_phone());
+    std::vector<cmg::Deduplicator::SourceEntity> entities;
+    for (std::size_t i = 0; i < src.size(); i += batch) {
+      entities.clear();
+      for (std::size_t j = i; j < std::min(src.size(), i + batch); ++j)
+        entities.push_back({src[j].id, src[j].updated_at, &src[j].values});
+      REQUIRE(d.add_sources(entities).is_ok());
+    }
+    for (const auto& x : dst) REQUIRE(d.add_destination(x.id, x.values).is_ok());
+    auto groups = d.resolve();
+    REQUIRE(groups.is_ok());
+    CHECK(dump(*groups) == expected);
+  }
+}
+
+TEST_CASE("a batch stops at its first bad entity, the ones before it added") {
+  cmg::Deduplicator d(email_phone());
+  const Values good1{{"a@x.com"}, {}}, bad{{"b@x.com"}}, good2{{"a@x.com"}, {"555"}};
+  std::vector<cmg::Deduplicator::SourceEntity> entities{{"1", 0, &good1}, {"2", 0, &bad}, {"3", 0, &good2}};
+  CHECK(d.add_sources(entities).code() == cmg::Code::kInvalidArgument);
+  auto groups = d.resolve();
+  REQUIRE(groups.is_ok());
+  REQUIRE(groups->size() == 1);  // "1" alone: "2" was refused and "3" never added
+  CHECK(ids(groups->front()) == std::vector<std::string>{"1"});
+}
+
 TEST_CASE("every source entity appears in exactly one group") {
   std::mt19937 gen(99);
   std::vector<Src> src;

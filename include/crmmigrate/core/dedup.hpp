@@ -146,6 +146,17 @@ class Deduplicator {
   Status add_source(std::string_view id, std::int64_t updated_at,
                     const std::vector<std::vector<std::string>>& values_per_level);
 
+  /// A source entity for add_sources(): add_source()'s arguments (borrowed for the call).
+  struct SourceEntity {
+    std::string_view id;
+    std::int64_t updated_at = 0;
+    const std::vector<std::vector<std::string>>* values_per_level = nullptr;
+  };
+  /// Adds `entities` in order, exactly as add_source() would one by one (stopping at the first
+  /// error, with the entities before it added). Faster for a batch: each entity's places in the
+  /// value index start loading a few entities ahead, so the cache misses of a large index overlap.
+  Status add_sources(const std::vector<SourceEntity>& entities);
+
   /// Speed hint: about `entities` entities (source and destination) will be added, most with one
   /// value per level. The value index is sized for them at once instead of growing (and copying
   /// itself) as they arrive; it changes nothing else.
