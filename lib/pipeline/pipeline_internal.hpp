@@ -176,6 +176,9 @@ struct Migration::Impl {
   Result<StepResult> write_object(const ObjectConfig& oc, RunCtx& ctx);
   std::vector<std::vector<std::string>> dedup_keys(const ObjectConfig& oc, const boost::json::object& fields,
                                                    const std::string& external_id) const;
+  /// dedup_keys into `out` (its vectors' capacity is reused).
+  void dedup_keys_into(const ObjectConfig& oc, const boost::json::object& fields, const std::string& external_id,
+                       std::vector<std::vector<std::string>>& out) const;
   ParentState parent_state(store::Txn& t, const std::string& object, const std::string& source_id);
   void raise_alert(RunCtx* ctx, const Alert& a);
   Status set_run_state(const std::string& state, const std::string& reason);

@@ -139,9 +139,15 @@ Status Migration::Impl::record_config_version(std::int64_t* version) {
 std::vector<std::vector<std::string>> Migration::Impl::dedup_keys(const ObjectConfig& oc, const json::object& fields,
                                                                   const std::string& external_id) const {
   std::vector<std::vector<std::string>> out;
+  dedup_keys_into(oc, fields, external_id, out);
+  return out;
+}
+
+void Migration::Impl::dedup_keys_into(const ObjectConfig& oc, const json::object& fields, const std::string& external_id,
+                                      std::vector<std::vector<std::string>>& out) const {
   if (normalizers.empty()) {
     dedup_key_values(oc, *phones, nullptr, fields, external_id, out);
-    return out;
+    return;
   }
   std::vector<const Normalizer*> custom;
   for (const auto& k : oc.dedup) {
@@ -149,7 +155,6 @@ std::vector<std::vector<std::string>> Migration::Impl::dedup_keys(const ObjectCo
     custom.push_back(it == normalizers.end() ? nullptr : it->second.get());
   }
   dedup_key_values(oc, *phones, custom.data(), fields, external_id, out);
-  return out;
 }
 
 ParentState Migration::Impl::parent_state(Txn& t, const std::string& object, const std::string& source_id) {
@@ -225,14 +230,22 @@ struct MapBatch {
     std::int64_t updated_at;
     std::vector<std::vector<std::string>> keys;
   };
+  // sources[0, nsources) are this batch's; the rest are kept from earlier batches so that their
+  // vectors' memory is reused (one record's key values are several small allocations).
   std::vector<PendingSource> sources;
+  std::size_t nsources = 0;
   std::vector<std::pair<std::string, std::vector<std::vector<std::string>>>> dest_candidates;
   std::unordered_set<std::string> batch_dests;
   std::vector<std::string> not_ready, mapped;
   std::vector<Deduplicator::SourceEntity> entities;  // apply's view of `sources`
 
+  // The next source's slot (its key vectors hold the values of an earlier batch's source).
+  PendingSource& next_source() {
+    if (nsources == sources.size()) sources.emplace_back();
+    return sources[nsources++];
+  }
   void clear() {
-    sources.clear();
+    nsources = 0;
     dest_candidates.clear();
     batch_dests.clear();
     not_ready.clear();
@@ -243,7 +256,7 @@ struct MapBatch {
     for (auto& id : mapped) p.mapped_ids.push_back(std::move(id));
     // Added as one batch: the deduplicator's value index is large and read at random.
     entities.clear();
-    for (const auto& src : sources) entities.push_back({src.id, src.updated_at, &src.keys});
+    for (std::size_t i = 0; i < nsources; ++i) entities.push_back({sources[i].id, sources[i].updated_at, &sources[i].keys});
     CMG_RETURN_IF_ERROR(p.dd.add_sources(entities));
     for (auto& [did, dkeys] : dest_candidates) {
       p.dest_added.insert(did);
@@ -303,7 +316,11 @@ static Result<Mapped> map_record(Migration::Impl& self, MapPass& p, MapBatch& b,
     CMG_RETURN_IF_ERROR(self.enqueue(t, oc.name, src.id, m.problems, "map", std::move(extra), &ctx));
     return Mapped::kDone;
   }
-  auto keys = oc.dedup_none ? std::vector<std::vector<std::string>>{} : self.dedup_keys(oc, m.fields, src.id);
+  // The key values go straight into the batch's next source slot (kept only if the record is).
+  std::vector<std::vector<std::string>> no_keys;
+  MapBatch::PendingSource* pending = oc.dedup_none ? nullptr : &b.next_source();
+  std::vector<std::vector<std::string>>& keys = pending ? pending->keys : no_keys;
+  if (pending) self.dedup_keys_into(oc, m.fields, src.id, keys);
   bool ready = false;
   if (p.prevalidate) {
     const ObjectSchema* os = self.dst_schema->object(m.destination_object);
@@ -319,7 +336,10 @@ static Result<Mapped> map_record(Migration::Impl& self, MapPass& p, MapBatch& b,
   if (p.fused) {
     // The scratch state started empty: a mapped value already there is an earlier row's.
     CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent(state::kMapped, k, value));
-    if (!fresh) return Mapped::kRepeated;
+    if (!fresh) {
+      if (pending) --b.nsources;  // not kept: its slot goes back
+      return Mapped::kRepeated;
+    }
   } else {
     CMG_RETURN_IF_ERROR(t.put(state::kMapped, k, value));
   }
@@ -347,7 +367,8 @@ static Result<Mapped> map_record(Migration::Impl& self, MapPass& p, MapBatch& b,
     if (p.stand_in_level[lvl])
       for (auto& v : keys[lvl])
         if (!p.dest_may_have(lvl, v)) v = kStandIn;
-  b.sources.push_back({src.id, src.updated_at, std::move(keys)});
+  pending->id = src.id;
+  pending->updated_at = src.updated_at;
   return Mapped::kDone;
 }
 

@@ -30,17 +30,6 @@ Status put_json(store::Txn& t, std::string_view db, std::string_view key, const 
   return t.put(db, key, json::serialize(v));
 }
 
-// What json::serialize returns, appended to `out` without a string of its own.
-static void append_serialized(std::string& out, const json::object& v) {
-  json::serializer sr;
-  sr.reset(&v);
-  char buf[512];
-  while (!sr.done()) {
-    std::string_view part = sr.read(buf, sizeof buf);
-    out.append(part.data(), part.size());
-  }
-}
-
 void append_json_string(std::string& out, std::string_view s) {
   // json::serialize escapes only control characters, '"' and '\\' (other bytes, UTF-8 included,
   // are written as they are): text without them is copied.
@@ -59,6 +48,51 @@ void append_json_string(std::string& out, std::string_view s) {
     return;
   }
   out += json::serialize(json::string_view(s.data(), s.size()));
+}
+
+void append_json_value(std::string& out, const json::object& o) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [k, e] : o) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, std::string_view(k.data(), k.size()));
+    out.push_back(':');
+    append_json_value(out, e);
+  }
+  out.push_back('}');
+}
+
+void append_json_value(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::string: {
+      const json::string& s = v.get_string();
+      append_json_string(out, std::string_view(s.data(), s.size()));
+      return;
+    }
+    case json::kind::object: append_json_value(out, v.get_object()); return;
+    case json::kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_json_value(out, e);
+      }
+      out.push_back(']');
+      return;
+    }
+    case json::kind::int64: append_integer(out, v.get_int64()); return;
+    case json::kind::uint64: {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof buf, v.get_uint64());
+      out.append(buf, r.ptr);
+      return;
+    }
+    case json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case json::kind::null: out += "null"; return;
+    case json::kind::double_: out += json::serialize(v); return;  // Boost's own number format
+  }
 }
 
 void append_integer(std::string& out, std::int64_t n) {
@@ -86,7 +120,7 @@ std::string source_value(const Record& r, std::int64_t extracted_ms) {
   out += R"(,"updated_at":)";
   out += std::to_string(r.updated_at);
   out += R"(,"fields":)";
-  out += json::serialize(r.fields);
+  append_json_value(out, r.fields);
   out += R"(,"x":)";
   out += std::to_string(extracted_ms);
   out.push_back('}');
@@ -231,7 +265,7 @@ void append_mapped_value(std::string& out, const MappedRecord& m, const std::vec
   out += R"({"o":)";
   append_json_string(out, m.destination_object);
   out += R"(,"fields":)";
-  append_serialized(out, m.fields);
+  append_json_value(out, m.fields);
   out += R"(,"translations":)";
   append_string_array(out, m.translations);
   out += R"(,"defaults":)";

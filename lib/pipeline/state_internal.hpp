@@ -130,6 +130,9 @@ void append_stages(std::string& out, int steps, std::int64_t extracted, std::int
 
 /// Appends `s` as a JSON string literal (quoted, escaped as json::serialize does).
 void append_json_string(std::string& out, std::string_view s);
+/// Appends json::serialize(v): the same bytes, written straight into `out`.
+void append_json_value(std::string& out, const json::value& v);
+void append_json_value(std::string& out, const json::object& o);
 /// Appends the decimal text of `n` (what std::to_string gives).
 void append_integer(std::string& out, std::int64_t n);
 
