@@ -30,24 +30,55 @@ Status put_json(store::Txn& t, std::string_view db, std::string_view key, const 
   return t.put(db, key, json::serialize(v));
 }
 
+namespace {
+
+// True when one of the 8 bytes in `w` is below 0x20, '"' or '\\': a byte JSON escapes.
+inline bool needs_escape8(std::uint64_t w) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  auto has_zero = [&](std::uint64_t x) { return (x - ones) & ~x & highs; };
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+  return (below_space | has_zero(w ^ (ones * '"')) | has_zero(w ^ (ones * '\\'))) != 0;
+}
+
+inline bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
-  // json::serialize escapes only control characters, '"' and '\\' (other bytes, UTF-8 included,
-  // are written as they are): text without them is copied.
-  bool plain = true;
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || c == '"' || c == '\\') {
-      plain = false;
-      break;
+  // json::serialize escapes only '"', '\\' and control characters (other bytes, UTF-8 included,
+  // are written as they are): runs without them are copied, eight bytes checked at a time.
+  out.push_back('"');
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  while (p < end) {
+    const char* run = p;
+    while (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      if (needs_escape8(w)) break;
+      p += 8;
+    }
+    while (p < end && !needs_escape(static_cast<unsigned char>(*p))) ++p;
+    out.append(run, static_cast<std::size_t>(p - run));
+    if (p == end) break;
+    const char c = *p++;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        const auto u = static_cast<unsigned char>(c);
+        const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
+        out.append(esc, sizeof esc);
+      }
     }
   }
-  if (plain) {
-    out.push_back('"');
-    out.append(s.data(), s.size());
-    out.push_back('"');
-    return;
-  }
-  out += json::serialize(json::string_view(s.data(), s.size()));
+  out.push_back('"');
 }
 
 void append_json_value(std::string& out, const json::object& o) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <string>
 
 #include <boost/json.hpp>
@@ -40,6 +41,12 @@ TEST_CASE("append_json_value writes what json::serialize writes, for every kind 
       "",
       "plain text",
       "quote \" backslash \\ slash / tab \t newline \n nul-free control \x01 \x1f",
+      "short escapes \b \f \r, DEL \x7f, then a long plain run after them: abcdefghijklmnop",
+      "\"starts and ends with escapes\\",
+      "exactly8",
+      "seven7\"",
+      "lifecyclestage = \"lead\"",
+      json::string("a\0b", 3),  // an embedded NUL
       "UTF-8: Zoë Ångström — 東京",
       json::array{},
       json::object{},
@@ -56,4 +63,18 @@ TEST_CASE("append_json_value writes what json::serialize writes, for every kind 
   std::string out;
   state::append_json_value(out, o);
   CHECK(out == json::serialize(o));
+}
+
+TEST_CASE("append_json_string escapes as json::serialize does at every position in a string") {
+  // Escapable bytes at every offset, around the eight-byte steps of the plain-run check.
+  const std::string alphabet = std::string("ab\"\\\x01\x1f\x20\x7f\x80\xc3\xa9\n\t") + std::string(1, '\0');
+  std::mt19937 gen(2026);
+  for (int i = 0; i < 3000; ++i) {
+    std::string s;
+    const std::size_t n = gen() % 41;
+    for (std::size_t j = 0; j < n; ++j) s.push_back(gen() % 3 ? 'x' : alphabet[gen() % alphabet.size()]);
+    std::string out;
+    state::append_json_string(out, s);
+    REQUIRE(out == json::serialize(json::string_view(s.data(), s.size())));
+  }
 }
