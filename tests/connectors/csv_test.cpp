@@ -243,14 +243,14 @@ std::string tricky_value(std::mt19937& rng, std::size_t i) {
   return v;
 }
 
-void round_trip(std::size_t rows, std::size_t block_bytes) {
+void round_trip(std::size_t rows, std::size_t block_bytes, char delimiter = ',') {
   TempDir dir;
   const std::string path = dir.sub("big.csv");
   std::mt19937 rng(42);
   std::vector<std::vector<std::string>> expected;
   {
     std::ofstream out(path, std::ios::binary);
-    CsvWriter writer(out, CsvWriteOptions{',', true});
+    CsvWriter writer(out, CsvWriteOptions{delimiter, true});
     REQUIRE(writer.write_row({"id", "a", "b", "c"}).is_ok());
     for (std::size_t i = 0; i < rows; ++i) {
       std::vector<std::string> row{std::to_string(i), tricky_value(rng, i), tricky_value(rng, i + 3),
@@ -262,6 +262,7 @@ void round_trip(std::size_t rows, std::size_t block_bytes) {
   }
   CsvOptions options;
   options.block_bytes = block_bytes;
+  options.delimiter = delimiter;
   auto reader = CsvReader::open(path, options);
   REQUIRE(reader.is_ok());
   std::vector<std::string_view> row;
@@ -288,6 +289,13 @@ TEST_CASE("50,000 rows spanning many 1 MiB blocks round-trip through CsvWriter a
 
 TEST_CASE("rows round-trip when every record straddles tiny blocks") {
   round_trip(3'000, 64);
+}
+
+TEST_CASE("rows round-trip with other delimiters") {
+  for (char d : {';', '\t', '|'}) {
+    CAPTURE(d);
+    round_trip(3'000, 1u << 12, d);
+  }
 }
 
 TEST_CASE("CSV rows become records with null for empty cells and a parsed updated_at") {
