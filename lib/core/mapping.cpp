@@ -284,7 +284,7 @@ OwnerResolver::OwnerResolver(const std::vector<User>& source_users, const std::v
 struct OwnerResolver::Cache {
   static constexpr std::size_t kMaxEntries = 4096;
   std::mutex mutex;
-  std::unordered_map<std::string, Resolution> entries;
+  std::map<std::string, Resolution, std::less<>> entries;
 };
 
 OwnerResolver::Resolution OwnerResolver::resolve(const std::string& value) const {
@@ -299,6 +299,26 @@ OwnerResolver::Resolution OwnerResolver::resolve(const std::string& value) const
   std::lock_guard<std::mutex> lock(cache_->mutex);
   if (cache_->entries.size() < Cache::kMaxEntries) cache_->entries.emplace(value, r);
   return r;
+}
+
+bool OwnerResolver::resolve_user_id(std::string_view value, std::string& user_id) const {
+  const Resolution* r = nullptr;
+  if (auto it = known_.find(value); it != known_.end()) {
+    r = &it->second;
+  } else {
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    // Entries are never removed: the one found stays valid after the lock is released.
+    if (auto c = cache_->entries.find(value); c != cache_->entries.end()) r = &c->second;
+  }
+  if (r) {
+    if (!r->user_id) return false;
+    user_id.assign(*r->user_id);
+    return true;
+  }
+  Resolution fresh = resolve(std::string(value));  // resolved and cached once
+  if (!fresh.user_id) return false;
+  user_id = std::move(*fresh.user_id);
+  return true;
 }
 
 OwnerResolver::Resolution OwnerResolver::resolve_uncached(const std::string& value) const {
@@ -495,6 +515,13 @@ MappedRecord Mapper::map(const Record& source, const json::object& corrections, 
     if (m.translate.size() || target.empty()) continue;  // translated fields are set below
     if (m.owner) {
       if (value_is_blank(v)) continue;
+      // The usual case, a resolved owner, without copying the text or the resolution.
+      std::string user_id;
+      const json::string* owner_string = v.if_string();
+      if (owner_string && owners_.resolve_user_id(std::string_view(owner_string->data(), owner_string->size()), user_id)) {
+        out.fields.insert_or_assign(target, std::move(user_id));
+        continue;
+      }
       const std::string owner_text = value_to_text(v);
       auto res = owners_.resolve(owner_text);
       if (!res.user_id) {

@@ -710,8 +710,9 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
   // deduplicator so that only one chunk is held at a time.
   auto rule = merge_rule_for(oc, oc.skip_unchanged);
   std::int64_t planned_groups = 0;
-  auto plan_chunk = [&](const std::vector<DedupGroup>& groups) -> Status {
-    const std::size_t start = 0, end = groups.size();
+  // Plans groups[0, end).
+  auto plan_chunk = [&](const std::vector<DedupGroup>& groups, const std::size_t end) -> Status {
+    const std::size_t start = 0;
     // Destination records of the matched groups, read in one go per batch.
     std::map<std::string, std::vector<std::string>> to_read;  // destination object → ids
     std::map<std::string, std::string> dest_object_of;
@@ -897,32 +898,39 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
       }
       return Status::ok();
     }));
-    planned_groups += static_cast<std::int64_t>(groups.size());
+    planned_groups += static_cast<std::int64_t>(end);
     if (ctx.opts->progress) ctx.opts->progress({oc.name, "dedup", planned_groups, -1});
     return Status::ok();
   };
 
+  // chunk[0, n) is the chunk being filled; its elements are assigned over from one chunk to the
+  // next, so that their vectors and strings keep their memory (a group per source record).
   std::vector<DedupGroup> chunk;
+  std::size_t n = 0;
+  auto slot = [&]() -> DedupGroup& {
+    if (n == chunk.size()) chunk.emplace_back();
+    return chunk[n++];
+  };
   if (oc.dedup_none) {
     for (auto& id : mapped_ids) {
-      DedupGroup g;
+      DedupGroup& g = slot();
+      g = DedupGroup{};
       g.members.push_back({std::move(id), 0, ""});
-      chunk.push_back(std::move(g));
-      if (chunk.size() >= plan_batch) {
-        CMG_RETURN_IF_ERROR(plan_chunk(chunk));
-        chunk.clear();
+      if (n >= plan_batch) {
+        CMG_RETURN_IF_ERROR(plan_chunk(chunk, n));
+        n = 0;
       }
     }
   } else {
     CMG_RETURN_IF_ERROR(dd.resolve([&](const DedupGroup& g) -> Status {
-      chunk.push_back(g);
-      if (chunk.size() < plan_batch) return Status::ok();
-      Status st = plan_chunk(chunk);
-      chunk.clear();
+      slot() = g;
+      if (n < plan_batch) return Status::ok();
+      Status st = plan_chunk(chunk, n);
+      n = 0;
       return st;
     }));
   }
-  if (!chunk.empty()) CMG_RETURN_IF_ERROR(plan_chunk(chunk));
+  if (n > 0) CMG_RETURN_IF_ERROR(plan_chunk(chunk, n));
   return Status::ok();
 }
 

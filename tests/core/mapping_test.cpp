@@ -396,6 +396,24 @@ TEST_CASE("owner overrides win over email and name matches") {
   CHECK(all[1].second.user_id == std::optional<std::string>("u2"));
 }
 
+TEST_CASE("resolve_user_id gives resolve()'s user id for known, new, repeated and unresolved values") {
+  // Source users by id, email and name; values no source user has (resolved, then cached); a
+  // value with no destination user; an override.
+  for (const char* v : {"7", "8", "Morgan@Example.com", "Sam Lee", "9", "10", "alex@x.com", "ALEX@x.com",
+                        "sam@new.example.com", "stranger@nowhere.example", "ALEX@x.com", "", "u1"}) {
+    CAPTURE(v);
+    const auto want = owners().resolve(v).user_id;
+    std::string got = "stale";
+    const bool resolved = owners().resolve_user_id(v, got);
+    CHECK(resolved == want.has_value());
+    if (want) CHECK(got == *want);
+  }
+  std::string id;
+  CHECK(owners().resolve_user_id("alex@x.com", id));
+  CHECK(id == "u9");  // Alex Kim (source user 10): the override wins over the email match
+  CHECK_FALSE(owners().resolve_user_id("9", id));  // nobody@x.com has no destination account
+}
+
 TEST_CASE("the mapper writes the resolved owner and queues an unprovisioned one by name") {
   auto ok = map("contacts", {{"owner_id", "7"}});
   CHECK(ok.problems.empty());

@@ -34,6 +34,9 @@ class OwnerResolver {
   };
   /// Resolves a source owner value (a source user id, an email or a name).
   Resolution resolve(const std::string& value) const;
+  /// resolve(value).user_id into `user_id` (true) without copying the rest of the resolution;
+  /// false when unresolved (resolve() then says why). For the per-record path.
+  bool resolve_user_id(std::string_view value, std::string& user_id) const;
   /// Every source user with its resolution (for plan).
   std::vector<std::pair<User, Resolution>> all() const;
 
@@ -43,7 +46,7 @@ class OwnerResolver {
   OwnersConfig config_;
   std::map<std::string, std::size_t> dest_by_email_, dest_by_name_, dest_by_id_;
   // Every source user's id, email and name resolved once: records name few distinct owners.
-  std::unordered_map<std::string, Resolution> known_;
+  std::map<std::string, Resolution, std::less<>> known_;  // ordered: looked up by string_view
   // Other values (a file source has no user list: every record names its owner by email or
   // name) are resolved once each, up to a bound, under a lock; shared by copies.
   struct Cache;
