@@ -99,6 +99,26 @@ std::unique_ptr<Migration> open_contacts_migration(TempDir& dir, const std::stri
   return std::move(*mig);
 }
 
+// A dry run, then a run, of `mig` pause on the count check: `kept` records read of `expected`,
+// the message naming the repeats as `repeats` says. Every record kept is counted (as pending),
+// though neither run planned any.
+void check_paused_on_repeats(Migration& mig, std::int64_t kept, std::int64_t expected, const std::string& repeats) {
+  for (bool dry : {true, false}) {
+    CAPTURE(dry);
+    RunOptions ro;
+    ro.dry_run = dry;
+    auto r = mig.run(ro);
+    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+    CHECK(r->state == "paused");
+    CHECK(r->message.find("read " + std::to_string(kept) + " records, expected " + std::to_string(expected)) !=
+          std::string::npos);
+    CHECK(r->message.find(repeats) != std::string::npos);
+    CHECK(r->objects.at(0).second.written == 0);
+    CHECK(r->objects.at(0).second.source == kept);
+    CHECK(r->objects.at(0).second.pending == kept);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("plans and the written and queued audit events carry when each step handled the record") {
@@ -205,21 +225,8 @@ TEST_CASE("a source row that repeats an id is never dropped silently: the count 
   for (int i = 10; i < 16; ++i) rows += std::to_string(i) + ",R,r" + std::to_string(i) + "@example.com,owner@example.com,2024-05-01T10:00:00Z\n";
   for (int i = 10; i < 16; ++i) rows += std::to_string(i) + ",S,s" + std::to_string(i) + "@example.com,owner@example.com,2024-05-01T10:00:00Z\n";
   auto mig = open_contacts_migration(dir, rows);
-  for (bool dry : {true, false}) {
-    CAPTURE(dry);
-    RunOptions ro;
-    ro.dry_run = dry;
-    auto r = mig->run(ro);
-    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
-    CHECK(r->state == "paused");
-    CHECK(r->message.find("read 8 records, expected 15") != std::string::npos);
-    CHECK(r->message.find("7 rows repeat the id of an earlier row (only the first row of an id is kept): 2, 10, 11, 12, 13, ...") !=
-          std::string::npos);
-    CHECK(r->objects.at(0).second.written == 0);
-    // Every record kept is counted, though the dry run stopped before planning any.
-    CHECK(r->objects.at(0).second.source == 8);
-    CHECK(r->objects.at(0).second.pending == 8);
-  }
+  check_paused_on_repeats(*mig, 8, 15,
+                          "7 rows repeat the id of an earlier row (only the first row of an id is kept): 2, 10, 11, 12, 13, ...");
 }
 
 TEST_CASE("a repeated id is caught whether the row kept or the repeat could be mapped") {
@@ -232,19 +239,7 @@ TEST_CASE("a repeated id is caught whether the row kept or the repeat could be m
                      "4,Di,di@example.com,owner@example.com,2024-05-01T10:00:00Z\n"
                      "4,Di,di@example.com,nobody@example.com,2024-05-01T10:00:00Z\n";
   auto mig = open_contacts_migration(dir, rows);
-  for (bool dry : {true, false}) {
-    CAPTURE(dry);
-    RunOptions ro;
-    ro.dry_run = dry;
-    auto r = mig->run(ro);
-    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
-    CHECK(r->state == "paused");
-    CHECK(r->message.find("read 3 records, expected 5") != std::string::npos);
-    CHECK(r->message.find("2 rows repeat the id of an earlier row (only the first row of an id is kept): 3, 4;") !=
-          std::string::npos);
-    CHECK(r->objects.at(0).second.source == 3);
-    CHECK(r->objects.at(0).second.pending == 3);
-  }
+  check_paused_on_repeats(*mig, 3, 5, "2 rows repeat the id of an earlier row (only the first row of an id is kept): 3, 4;");
   // Accepted, the dry run plans the rows kept: 1 and 4 as creates, 3 queued for its owner.
   RunOptions accept;
   accept.dry_run = true;
