@@ -284,7 +284,7 @@ OwnerResolver::OwnerResolver(const std::vector<User>& source_users, const std::v
 struct OwnerResolver::Cache {
   static constexpr std::size_t kMaxEntries = 4096;
   std::mutex mutex;
-  std::map<std::string, Resolution, std::less<>> entries;
+  std::unordered_map<std::string, Resolution> entries;
 };
 
 OwnerResolver::Resolution OwnerResolver::resolve(const std::string& value) const {
@@ -302,20 +302,23 @@ OwnerResolver::Resolution OwnerResolver::resolve(const std::string& value) const
 }
 
 bool OwnerResolver::resolve_user_id(std::string_view value, std::string& user_id) const {
+  // The maps are keyed by std::string: the key is built in a buffer kept by the thread.
+  thread_local std::string key;
+  key.assign(value.data(), value.size());
   const Resolution* r = nullptr;
-  if (auto it = known_.find(value); it != known_.end()) {
+  if (auto it = known_.find(key); it != known_.end()) {
     r = &it->second;
   } else {
     std::lock_guard<std::mutex> lock(cache_->mutex);
     // Entries are never removed: the one found stays valid after the lock is released.
-    if (auto c = cache_->entries.find(value); c != cache_->entries.end()) r = &c->second;
+    if (auto c = cache_->entries.find(key); c != cache_->entries.end()) r = &c->second;
   }
   if (r) {
     if (!r->user_id) return false;
     user_id.assign(*r->user_id);
     return true;
   }
-  Resolution fresh = resolve(std::string(value));  // resolved and cached once
+  Resolution fresh = resolve(key);  // resolved and cached once
   if (!fresh.user_id) return false;
   user_id = std::move(*fresh.user_id);
   return true;

@@ -46,7 +46,7 @@ class OwnerResolver {
   OwnersConfig config_;
   std::map<std::string, std::size_t> dest_by_email_, dest_by_name_, dest_by_id_;
   // Every source user's id, email and name resolved once: records name few distinct owners.
-  std::map<std::string, Resolution, std::less<>> known_;  // ordered: looked up by string_view
+  std::unordered_map<std::string, Resolution> known_;
   // Other values (a file source has no user list: every record names its owner by email or
   // name) are resolved once each, up to a bound, under a lock; shared by copies.
   struct Cache;
