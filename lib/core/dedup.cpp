@@ -225,6 +225,15 @@ class ValueInterner {
   std::string key_;
 };
 
+// Appends the hash (ValueInterner::hash) of each non-empty value of `values_per_level`, level by
+// level: the order in which Deduplicator::Impl::add interns them.
+void append_value_hashes(const std::vector<std::vector<std::string>>& values_per_level,
+                         std::vector<std::uint64_t>& out) {
+  for (std::size_t level = 0; level < values_per_level.size() && level < 250; ++level)
+    for (const std::string& v : values_per_level[level])
+      if (!v.empty()) out.push_back(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
+}
+
 // One side (source or destination): ids, timestamps and value ids per (entity, level) as CSR.
 struct EntityTable {
   ChunkedVector<std::uint64_t> id_refs;
@@ -367,9 +376,7 @@ struct Deduplicator::Impl {
         for (const std::string& v : level) nvalues += v.empty() ? 0 : 1;
     } else {
       hashes.clear();
-      for (std::size_t level = 0; level < levels(); ++level)
-        for (const std::string& v : values_per_level[level])
-          if (!v.empty()) hashes.push_back(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
+      append_value_hashes(values_per_level, hashes);
       nvalues = hashes.size();
       known = hashes.data();
       for (std::size_t i = 0; i < nvalues; ++i) interner.prefetch(known[i]);
@@ -940,11 +947,7 @@ Status Deduplicator::add_sources(const std::vector<SourceEntity>& entities) {
   std::vector<std::uint64_t> batch_hashes;
   std::vector<std::size_t> first(entities.size() + 1, 0);
   for (std::size_t i = 0; i < entities.size(); ++i) {
-    const auto* levels = entities[i].values_per_level;
-    if (levels)
-      for (std::size_t level = 0; level < levels->size() && level < 250; ++level)
-        for (const std::string& v : (*levels)[level])
-          if (!v.empty()) batch_hashes.push_back(ValueInterner::hash(static_cast<std::uint8_t>(level), v));
+    if (entities[i].values_per_level) append_value_hashes(*entities[i].values_per_level, batch_hashes);
     first[i + 1] = batch_hashes.size();
   }
   // Slots are loaded a few entities ahead of their use.

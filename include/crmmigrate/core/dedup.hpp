@@ -164,7 +164,8 @@ class Deduplicator {
 
   /// Speed hint: `values_per_level` (as for add_source()) will be added soon, so their places in
   /// the value index start loading now. Calling it a few entities ahead of add_source() overlaps
-  /// the cache misses of a large index; it changes nothing else.
+  /// the cache misses of a large index; it changes nothing else. (add_sources() does this itself
+  /// for a batch.)
   void prefetch(const std::vector<std::vector<std::string>>& values_per_level) const noexcept;
 
   /// Adds a destination entity; same contract as add_source().
