@@ -149,11 +149,11 @@ std::string source_value(const Record& r, std::int64_t extracted_ms) {
   out += R"(,"id":)";
   append_json_string(out, r.id);
   out += R"(,"updated_at":)";
-  out += std::to_string(r.updated_at);
+  append_integer(out, r.updated_at);
   out += R"(,"fields":)";
   append_json_value(out, r.fields);
   out += R"(,"x":)";
-  out += std::to_string(extracted_ms);
+  append_integer(out, extracted_ms);
   out.push_back('}');
   return out;
 }
