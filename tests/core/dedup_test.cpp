@@ -65,6 +65,30 @@ std::string dump(const std::vector<cmg::DedupGroup>& groups) {
   return os.str();
 }
 
+// Sources with their id as external id, an email (3 in 4) from a pool of `emails` and a phone (1
+// in 2) from a pool of `phones`, updated_at 0..6; destinations holding one email from the same
+// pool. `empty_values`: one source in 9 also holds an empty email (which add_* ignore).
+struct Sample {
+  std::vector<Src> src;
+  std::vector<Dst> dst;
+};
+Sample external_email_phone_sample(unsigned seed, int sources, int destinations, int emails, int phones,
+                                   bool empty_values) {
+  std::mt19937 gen(seed);
+  Sample out;
+  for (int i = 0; i < sources; ++i) {
+    Values v(3);
+    v[0].push_back(std::to_string(i));
+    if (gen() % 4) v[1].push_back("e" + std::to_string(gen() % emails));
+    if (empty_values && gen() % 9 == 0) v[1].push_back("");
+    if (gen() % 2) v[2].push_back("p" + std::to_string(gen() % phones));
+    out.src.push_back({std::to_string(i), static_cast<std::int64_t>(gen() % 7), v});
+  }
+  for (int i = 0; i < destinations; ++i)
+    out.dst.push_back({"D" + std::to_string(i), {{}, {"e" + std::to_string(gen() % emails)}, {}}});
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("records sharing an email merge with the newest as primary") {
@@ -309,17 +333,7 @@ TEST_CASE("results are identical under any permutation of the input") {
 }
 
 TEST_CASE("sizing the value index in advance changes no decision") {
-  std::mt19937 gen(77);
-  std::vector<Src> src;
-  for (int i = 0; i < 3000; ++i) {
-    Values v(3);
-    v[0].push_back(std::to_string(i));
-    if (gen() % 4) v[1].push_back("e" + std::to_string(gen() % 2000));
-    if (gen() % 2) v[2].push_back("p" + std::to_string(gen() % 1500));
-    src.push_back({std::to_string(i), static_cast<std::int64_t>(gen() % 7), v});
-  }
-  std::vector<Dst> dst;
-  for (int i = 0; i < 300; ++i) dst.push_back({"D" + std::to_string(i), {{}, {"e" + std::to_string(gen() % 2000)}, {}}});
+  const auto [src, dst] = external_email_phone_sample(77, 3000, 300, 2000, 1500, false);
   const std::string expected = dump(run(ext_email_phone(), src, dst));
   CHECK(expected.find("merged") != std::string::npos);
   CHECK(expected.find(" match ") != std::string::npos);
@@ -331,18 +345,7 @@ TEST_CASE("sizing the value index in advance changes no decision") {
 }
 
 TEST_CASE("sources added as batches decide as sources added one by one") {
-  std::mt19937 gen(4242);
-  std::vector<Src> src;
-  for (int i = 0; i < 2500; ++i) {
-    Values v(3);
-    v[0].push_back(std::to_string(i));
-    if (gen() % 4) v[1].push_back("e" + std::to_string(gen() % 1500));
-    if (gen() % 9 == 0) v[1].push_back("");  // ignored, as by add_source
-    if (gen() % 2) v[2].push_back("p" + std::to_string(gen() % 1000));
-    src.push_back({std::to_string(i), static_cast<std::int64_t>(gen() % 7), v});
-  }
-  std::vector<Dst> dst;
-  for (int i = 0; i < 200; ++i) dst.push_back({"D" + std::to_string(i), {{}, {"e" + std::to_string(gen() % 1500)}, {}}});
+  const auto [src, dst] = external_email_phone_sample(4242, 2500, 200, 1500, 1000, true);
   const std::string expected = dump(run(ext_email_phone(), src, dst));
   CHECK(expected.find("merged") != std::string::npos);
   CHECK(expected.find(" match ") != std::string::npos);
