@@ -243,6 +243,17 @@ std::string tricky_value(std::mt19937& rng, std::size_t i) {
   return v;
 }
 
+// count_rows of `text` read with `block_bytes` blocks.
+std::uint64_t count_of(const std::string& text, std::size_t block_bytes = 1u << 20) {
+  CsvOptions options;
+  options.block_bytes = block_bytes;
+  auto reader = open_text(text, options);
+  REQUIRE(reader.is_ok());
+  auto n = reader->count_rows();
+  REQUIRE_MESSAGE(n.is_ok(), n.status().message());
+  return *n;
+}
+
 void round_trip(std::size_t rows, std::size_t block_bytes, char delimiter = ',') {
   TempDir dir;
   const std::string path = dir.sub("big.csv");
@@ -279,9 +290,53 @@ void round_trip(std::size_t rows, std::size_t block_bytes, char delimiter = ',')
     ++n;
   }
   CHECK(n == rows);
+  // The record-end scan counts the same rows.
+  auto counter = CsvReader::open(path, options);
+  REQUIRE(counter.is_ok());
+  auto counted = counter->count_rows();
+  REQUIRE(counted.is_ok());
+  CHECK(*counted == rows);
 }
 
 }  // namespace
+
+TEST_CASE("count_rows counts the rows next_row returns: quotes, line ends, blank lines, BOM") {
+  const std::vector<std::string> texts = {
+      "id,name,note\n1,\"Brekke, Dietrich and Klein\",\"say \"\"hi\"\"\"\n2,\"\",\"\"\"\"\n",
+      "id,text\r\n1,\"a\nb\"\r\n2,\"c\r\nd\"\r\n3,\"e\rf\"\r\n4,\"\n\"\n",
+      "\xEF\xBB\xBFid,name\n1,Zoë\n",
+      "a,b\r\n1,2\n3,4\r5,6",
+      "a,b\n\n1,2\r\n\r\n3,\n\n",
+      "a\n\"\"\nx\n",
+      "a\r\n",
+      "a",
+      "\n\na,b\n,\n\"\n\n\",\"\"\"\"\r",
+  };
+  for (const auto& text : texts) {
+    CAPTURE(text);
+    auto rows = read_all(text);
+    REQUIRE(rows.is_ok());
+    CHECK(count_of(text) == rows->size());
+    CHECK(count_of(text, 64) == rows->size());  // records straddling refills
+  }
+  // After counting, the reader is at the end.
+  auto reader = open_text("a\n1\n2\n");
+  REQUIRE(reader.is_ok());
+  CHECK(reader->count_rows().value() == 2);
+  std::vector<std::string_view> row;
+  CHECK_FALSE(reader->next_row(row).value());
+}
+
+TEST_CASE("count_rows returns the error next_row stopped on") {
+  auto reader = open_text("a,b\n1\n2,3\n");
+  REQUIRE(reader.is_ok());
+  std::vector<std::string_view> row;
+  auto got = reader->next_row(row);
+  REQUIRE_FALSE(got.is_ok());
+  auto n = reader->count_rows();
+  REQUIRE_FALSE(n.is_ok());
+  CHECK(n.status().message() == got.status().message());
+}
 
 TEST_CASE("50,000 rows spanning many 1 MiB blocks round-trip through CsvWriter and CsvReader") {
   round_trip(50'000, 1u << 20);

@@ -200,8 +200,21 @@ TEST_CASE("a malformed file surfaces as a parse error from the file source") {
   write_file(dir.sub("bad.csv"), "id,name\n1,a\n2,b,c\n");
   FileSourceOptions options;
   options.objects["x"] = FileObjectOptions{dir.sub("bad.csv"), FileFormat::kCsv, "id", "", ','};
-  auto count = make_file_source(options)->count("x");
-  REQUIRE_FALSE(count.is_ok());
-  CHECK(count.status().code() == Code::kParse);
-  CHECK(count.status().message() == dir.sub("bad.csv") + ":3: ragged row: 3 fields, header has 2");
+  auto source = make_file_source(options);
+  // A CSV count looks at record ends only; reading the rows checks their fields.
+  auto count = source->count("x");
+  REQUIRE(count.is_ok());
+  CHECK(*count == 2);
+  cmg::ReadOptions opts;
+  auto rows = read_all(*source, "x", opts);
+  REQUIRE_FALSE(rows.is_ok());
+  CHECK(rows.status().code() == Code::kParse);
+  CHECK(rows.status().message() == dir.sub("bad.csv") + ":3: ragged row: 3 fields, header has 2");
+  // A JSONL count parses every line: a bad line is reported by the count already.
+  write_file(dir.sub("bad.jsonl"), "{\"id\":\"1\"}\n{\"id\":\n");
+  options.objects["y"] = FileObjectOptions{dir.sub("bad.jsonl"), FileFormat::kJsonl, "id", "", ','};
+  auto jsonl = make_file_source(options)->count("y");
+  REQUIRE_FALSE(jsonl.is_ok());
+  CHECK(jsonl.status().code() == Code::kParse);
+  CHECK(jsonl.status().message().rfind(dir.sub("bad.jsonl") + ":2:", 0) == 0);
 }

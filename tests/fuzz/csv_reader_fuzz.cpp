@@ -4,7 +4,8 @@
 // the fuzzer makes, so the 1 MiB default buffer is not zeroed on every run); with 64-byte blocks
 // and small limits,
 // which must give the same rows and errors unless a limit is hit (a record straddling any number
-// of refills parses as in one block); and with another delimiter. Every error must be kParse
+// of refills parses as in one block); and with another delimiter. count_rows must count the rows
+// of an input read without an error. Every error must be kParse
 // naming the input. CsvRecordReader must then turn the same rows into the same Records.
 #include <algorithm>
 #include <memory>
@@ -126,6 +127,21 @@ void check_records(std::string_view bytes, const CsvOptions& options, const Outc
   CMG_FUZZ_CHECK(n == plain.rows.size() && plain.error.is_ok(), "records and rows disagree");
 }
 
+// CsvReader::count_rows must count the rows next_row returned, for any block size, wherever
+// next_row read to the end without an error.
+void check_count(std::string_view bytes, const Outcome& plain) {
+  if (!plain.error.is_ok()) return;
+  for (std::size_t block : {std::max<std::size_t>(bytes.size() + 1, 4096), std::size_t{64}}) {
+    CsvOptions options;
+    options.block_bytes = block;
+    auto reader = CsvReader::open_stream(stream_of(bytes), std::string(kName), options);
+    CMG_FUZZ_CHECK(reader.is_ok(), reader.status().message());
+    auto n = reader->count_rows();
+    CMG_FUZZ_CHECK(n.is_ok(), n.status().message());
+    CMG_FUZZ_CHECK(*n == plain.rows.size(), "count_rows differs from the rows read");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -145,6 +161,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_same(plain, blocks);
 
   check_records(bytes, one_block, plain);
+  check_count(bytes, plain);
 
   // Another delimiter, chosen by the input's last byte so mutations can reach every one.
   CsvOptions other;

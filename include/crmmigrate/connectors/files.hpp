@@ -85,6 +85,13 @@ class CsvReader {
   /// kParse or kIO Status as described for the class. Allocates nothing in the steady state.
   Result<bool> next_row(std::vector<std::string_view>& fields);
 
+  /// Counts the data rows left, without splitting or checking their fields: a scan for the
+  /// record ends outside quotes (a blank line is no row, as for next_row()). On a file next_row()
+  /// reads to the end without an error the count is the number of rows it returns; on a malformed
+  /// file it may differ (next_row() reports the error). The reader is at the end afterwards.
+  /// Errors: kIO when the stream fails, or the error next_row() returned before.
+  Result<std::uint64_t> count_rows();
+
   /// 1-based line on which the row last returned by next_row() starts (1 for the header).
   std::uint64_t row_line() const noexcept;
 
@@ -309,7 +316,8 @@ Result<FileSourceOptions> file_source_options_from_json(const boost::json::value
 /// A Source over CSV and JSONL files:
 /// - schema(): per object, the CSV header columns as kString fields, or the keys seen in the
 ///   first 100 lines of a JSONL file as kJson fields; id_property empty; no users.
-/// - count(): reads the whole file (validating it) and returns the number of records.
+/// - count(): the number of records: for CSV the record ends counted by CsvReader::count_rows()
+///   (fields are checked when they are read), for JSONL every line parsed.
 /// - read(): streams Records in file order (files are not sorted by id); `since_updated_at` keeps
 ///   records with (updated_at, id) ≥ (since_updated_at, since_id) and those without a timestamp
 ///   (updated_at 0), which may have changed; `fields` restricts the fields (an unknown CSV column is

@@ -1,3 +1,4 @@
+#include <array>
 #include <cstring>
 #include <unordered_map>
 
@@ -387,6 +388,57 @@ Result<bool> CsvReader::next_row(std::vector<std::string_view>& fields) {
   }
   m.returned_line = m.row_line;
   return true;
+}
+
+Result<std::uint64_t> CsvReader::count_rows() {
+  Impl& m = *impl_;
+  if (!m.error.is_ok()) return m.error;
+  // Only a quote, CR and LF change where a record ends; a CRLF is a CR ending the record and an
+  // LF ending a blank one, which counts for nothing. `any`: the current record has a byte.
+  static const auto boundary = [] {
+    std::array<bool, 256> t{};
+    t['"'] = t['\r'] = t['\n'] = true;
+    return t;
+  }();
+  std::uint64_t rows = 0;
+  bool quoted = m.state == State::kQuoted, any = m.state != State::kRowStart;
+  std::size_t p = m.pos;
+  for (;;) {
+    const auto* b = reinterpret_cast<const unsigned char*>(m.input.data());
+    const std::size_t e = m.input.size();
+    while (p < e) {
+      if (quoted) {
+        const void* q = std::memchr(b + p, '"', e - p);
+        if (!q) {
+          p = e;
+          break;
+        }
+        // A doubled quote closes and reopens: the next byte is the quote that reopens.
+        p = static_cast<std::size_t>(static_cast<const unsigned char*>(q) - b) + 1;
+        quoted = false;
+        continue;
+      }
+      const std::size_t start = p;
+      while (p < e && !boundary[b[p]]) ++p;
+      if (p > start) any = true;
+      if (p == e) break;
+      if (b[p] == '"') {
+        quoted = any = true;
+      } else {
+        if (any) ++rows;
+        any = false;
+      }
+      ++p;
+    }
+    if (m.input.eof()) break;
+    Status st = m.input.refill(e);
+    if (!st.is_ok()) return m.error = std::move(st);
+    p = 0;
+  }
+  if (any) ++rows;
+  m.pos = m.input.size();
+  m.state = State::kRowStart;
+  return rows;
 }
 
 // --- CsvRecordReader -------------------------------------------------------------------------
