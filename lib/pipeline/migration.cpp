@@ -83,7 +83,7 @@ Result<std::unique_ptr<Migration>> Migration::open(MigrationConfig config, std::
   impl->dest = with_retries(std::move(destination));
   // The map only reserves address space (the file grows as pages are used), so start large.
   impl->map_size = initial_map_size ? initial_map_size : (std::size_t{1} << 30);
-  store::EnvOptions eo;
+  store::EnvOptions eo = state::env_options();
   eo.initial_map_size = impl->map_size;
   CMG_ASSIGN_OR_RETURN(impl->env, store::Env::open(impl->cfg.state_dir, eo));
   // Crash harness only (CMG_CRASH_POINT=commit / CMG_COMMIT_COUNT_FILE): no hook is installed otherwise.

@@ -997,7 +997,7 @@ Result<Report> Migration::Impl::run(const RunOptions& opts, bool reprocess, bool
     std::string scratch = cfg.state_dir + "/dry-run";
     std::error_code ec;
     std::filesystem::remove_all(scratch, ec);
-    store::EnvOptions eo;
+    store::EnvOptions eo = state::env_options();
     eo.no_sync = true;
     eo.initial_map_size = map_size;
     CMG_ASSIGN_OR_RETURN(auto scratch_env, store::Env::open(scratch, eo));

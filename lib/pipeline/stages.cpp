@@ -499,7 +499,7 @@ Result<std::unique_ptr<Writer>> Writer::open(std::shared_ptr<Destination> destin
   impl->opts = std::move(options);
   if (impl->opts.run_id.empty()) impl->opts.run_id = format_timestamp_ms(state::now_ms());
   impl->opts.max_attempts = std::max(1, impl->opts.max_attempts);
-  CMG_ASSIGN_OR_RETURN(impl->env, store::Env::open(state_dir));
+  CMG_ASSIGN_OR_RETURN(impl->env, store::Env::open(state_dir, state::env_options()));
   CMG_ASSIGN_OR_RETURN(impl->lock, store::RunLock::acquire(state_dir));
   CMG_ASSIGN_OR_RETURN(impl->schema, impl->dest->schema());
   CMG_RETURN_IF_ERROR(impl->settle_intents());

@@ -18,6 +18,13 @@ std::optional<json::object> parse_object(std::string_view text) {
   return std::move(v.get_object());
 }
 
+store::EnvOptions env_options() {
+  store::EnvOptions eo;
+  // Keyed by object␟source id and scanned only by whole objects or whole keys.
+  for (auto db : {kSrc, kRecords, kMapped, kPlans, kIdmap, kIntents}) eo.natural_order.emplace_back(db);
+  return eo;
+}
+
 Result<std::optional<json::object>> get_json(store::Txn& t, std::string_view db, std::string_view key) {
   CMG_ASSIGN_OR_RETURN(auto raw, t.get(db, key));
   if (!raw) return std::optional<json::object>();

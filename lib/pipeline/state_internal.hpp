@@ -26,6 +26,9 @@
 //   intents          object␟source id → {"batch", "key", "kind", "dest_object", "dest_id"}
 //   queue            object␟source id → queue item
 //   audit            be64 sequence → event;  audit_by_record: object␟source id␟be64 seq → ""
+//   key_order        (store) the databases above whose keys compare in natural order: src, records,
+//                    mapped, plans, idmap and intents in states created since that order was
+//                    introduced; byte order in older states and in every other database
 #pragma once
 
 #include <optional>
@@ -48,6 +51,11 @@ inline constexpr std::string_view kMeta = "meta", kSrc = "src", kRecords = "reco
                                   kPlans = "plans", kIdmap = "idmap", kIdmapRev = "idmap_rev", kDedup = "dedup",
                                   kDestKeys = "dest_keys", kIntents = "intents", kQueue = "queue", kAudit = "audit",
                                   kAuditByRecord = "audit_by_record", kCursors = "cursors", kPreimages = "preimages";
+
+/// Options for opening a migration's state (or its dry-run scratch state): the databases keyed by
+/// object␟source id order their ids naturally ("9" before "10") in a state created with them, so
+/// that records extracted in id order fill pages in order (store::EnvOptions::natural_order).
+store::EnvOptions env_options();
 
 /// Reads a JSON object stored under `key`; nullopt when absent. Corrupt values are kStorage errors.
 Result<std::optional<json::object>> get_json(store::Txn& t, std::string_view db, std::string_view key);

@@ -30,6 +30,56 @@ std::string_view from_val(const MDB_val& v) {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
 
+
+// Marker database of an environment created with EnvOptions::natural_order: one key per database
+// name that compares in natural order.
+constexpr const char* kKeyOrderDb = "key_order";
+
+// Natural key order (see EnvOptions::natural_order): keys compare part by part on the '\x1f'
+// separator; an empty part sorts first, then all-digit parts by length then digits, then any
+// other part by bytes. A lexicographic order over part sequences is a total order, and a prefix
+// that ends on a separator still selects one contiguous run of keys.
+int natural_compare(const MDB_val* a, const MDB_val* b) {
+  const auto* p = static_cast<const unsigned char*>(a->mv_data);
+  const auto* q = static_cast<const unsigned char*>(b->mv_data);
+  const std::size_t la = a->mv_size, lb = b->mv_size, n = la < lb ? la : lb;
+  std::size_t i = 0;  // the first position where the keys differ (or n)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, p + i, 8);
+    std::memcpy(&y, q + i, 8);
+    if (x != y) break;
+  }
+#endif
+  while (i < n && p[i] == q[i]) ++i;
+  if (i == la && i == lb) return 0;
+  {
+    // Both keys agree on [0, i): the part holding position i starts at the same offset s in both.
+    std::size_t s = i;
+    while (s > 0 && p[s - 1] != 0x1f) --s;
+    std::size_t ea = i, eb = i;
+    while (ea < la && p[ea] != 0x1f) ++ea;
+    while (eb < lb && q[eb] != 0x1f) ++eb;
+    if (ea == i && eb == i) return i == la ? -1 : 1;  // equal parts; the key that ends first sorts first
+    if (ea == s) return -1;                           // an empty part sorts first
+    if (eb == s) return 1;
+    auto digits = [](const unsigned char* d, std::size_t from, std::size_t to) {
+      for (; from < to; ++from)
+        if (d[from] < '0' || d[from] > '9') return false;
+      return true;
+    };
+    bool shared = digits(p, s, i);
+    bool na = shared && digits(p, i, ea), nb = shared && digits(q, i, eb);
+    if (na != nb) return na ? -1 : 1;
+    if (na && ea != eb) return ea < eb ? -1 : 1;
+    // Same class (and same length when numeric): bytes decide, a part that ends first sorting first.
+    if (i == ea) return -1;
+    if (i == eb) return 1;
+    return p[i] < q[i] ? -1 : 1;
+  }
+}
+
 }  // namespace
 
 struct Env::Impl {
@@ -75,8 +125,18 @@ struct Txn::Impl {
     int rc = mdb_dbi_open(txn, n.c_str(), create ? MDB_CREATE : 0, &handle);
     if (rc == MDB_NOTFOUND) return std::optional<MDB_dbi>();
     if (rc != 0) return lmdb_status(rc, "opening database '" + n + "'", env->path);
+    if (n != kKeyOrderDb && natural_order(n)) mdb_set_compare(txn, handle, natural_compare);
     pending.emplace_back(std::move(n), handle);
     return std::optional<MDB_dbi>(handle);
+  }
+  // Whether the environment's creator gave database `name` natural key order (the marker
+  // database lists those names). Read in the transaction that opens the handle: one that sees the
+  // database sees the marker, which was committed before any database was made.
+  bool natural_order(const std::string& name) {
+    MDB_dbi order = 0;
+    if (mdb_dbi_open(txn, kKeyOrderDb, 0, &order) != 0) return false;
+    MDB_val k = to_val(name), v;
+    return mdb_get(txn, order, &k, &v) == 0;
   }
   void publish() {
     std::lock_guard<std::mutex> lock(env->dbi_mutex);
@@ -96,21 +156,35 @@ struct Txn::Impl {
   // transaction ends (LMDB then frees it). A positioned cursor checks first whether the next key
   // belongs on the leaf page it is on, which skips the descent from the root for keys put in
   // order (most batches); mdb_put would search from the root with a new cursor each time.
+  // While a cursor's keys come after every key of the database, they are appended (MDB_APPEND):
+  // a full last page then splits at its end instead of in half, so pages filled in key order stay
+  // full (with half splits they stay half empty). The first key that does not come last ends
+  // the appending for that cursor; MDB_APPEND refuses it (MDB_KEYEXIST) and it is put as usual.
   struct PutCursor {
     MDB_dbi handle;
     MDB_cursor* cursor;
+    bool appending;
   };
   PutCursor put_cursors[kCache] = {};
   std::size_t put_cursors_n = 0;
   // Puts `key` → `value` into `handle` (MDB_NOOVERWRITE and the like in `flags`).
   int put(MDB_dbi handle, MDB_val* key, MDB_val* value, unsigned flags) {
-    for (std::size_t i = 0; i < put_cursors_n; ++i)
-      if (put_cursors[i].handle == handle) return mdb_cursor_put(put_cursors[i].cursor, key, value, flags);
-    MDB_cursor* c = nullptr;
-    // More databases written than the table holds (not the pipeline's case): a plain put.
-    if (put_cursors_n == kCache || mdb_cursor_open(txn, handle, &c) != 0) return mdb_put(txn, handle, key, value, flags);
-    put_cursors[put_cursors_n++] = {handle, c};
-    return mdb_cursor_put(c, key, value, flags);
+    PutCursor* pc = nullptr;
+    for (std::size_t i = 0; i < put_cursors_n && !pc; ++i)
+      if (put_cursors[i].handle == handle) pc = &put_cursors[i];
+    if (!pc) {
+      MDB_cursor* c = nullptr;
+      // More databases written than the table holds (not the pipeline's case): a plain put.
+      if (put_cursors_n == kCache || mdb_cursor_open(txn, handle, &c) != 0) return mdb_put(txn, handle, key, value, flags);
+      put_cursors[put_cursors_n] = {handle, c, true};
+      pc = &put_cursors[put_cursors_n++];
+    }
+    if (pc->appending) {
+      int rc = mdb_cursor_put(pc->cursor, key, value, flags | MDB_APPEND);
+      if (rc != MDB_KEYEXIST) return rc;
+      pc->appending = false;
+    }
+    return mdb_cursor_put(pc->cursor, key, value, flags);
   }
 };
 
@@ -138,6 +212,31 @@ Result<std::unique_ptr<Env>> Env::open(const std::string& dir, const EnvOptions&
   // A process killed while reading leaves its reader slot behind; clear those before we start.
   int dead = 0;
   mdb_reader_check(impl->env, &dead);
+  if (!opts.read_only && !opts.natural_order.empty()) {
+    // A new environment (no database yet) records which databases order their keys naturally;
+    // an existing one keeps the order it was created with.
+    MDB_txn* txn = nullptr;
+    rc = mdb_txn_begin(impl->env, nullptr, 0, &txn);
+    if (rc != 0) return lmdb_status(rc, "beginning write transaction", dir);
+    MDB_dbi main = 0, order = 0;
+    MDB_stat st;
+    rc = mdb_dbi_open(txn, nullptr, 0, &main);
+    if (rc == 0) rc = mdb_stat(txn, main, &st);
+    if (rc == 0 && st.ms_entries == 0) {
+      rc = mdb_dbi_open(txn, kKeyOrderDb, MDB_CREATE, &order);
+      for (const auto& name : opts.natural_order) {
+        if (rc != 0) break;
+        MDB_val k = to_val(name), v = to_val("natural");
+        rc = mdb_put(txn, order, &k, &v, 0);
+      }
+    }
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      return lmdb_status(rc, "recording the key order", dir);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) return lmdb_status(rc, "recording the key order", dir);
+  }
   return std::unique_ptr<Env>(new Env(std::move(impl), dir));
 }
 

@@ -1,8 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 
 #include "crmmigrate/store/lmdb_env.hpp"
@@ -202,4 +204,173 @@ TEST_CASE("composite keys split back into their parts and big-endian keys sort n
   CHECK(parts[1] == "42");
   CHECK(be64(9) < be64(10));
   CHECK(from_be64(be64(123456789)) == 123456789u);
+}
+
+namespace {
+
+// Natural order as EnvOptions::natural_order documents it, written plainly: parts compared in
+// turn; an empty part first, then all-digit parts by length and digits, then others by bytes.
+bool natural_less(const std::string& a, const std::string& b) {
+  auto pa = split_key(a), pb = split_key(b);
+  auto rank = [](std::string_view part) {
+    if (part.empty()) return 0;
+    for (char c : part)
+      if (c < '0' || c > '9') return 2;
+    return 1;
+  };
+  for (std::size_t i = 0; i < pa.size() && i < pb.size(); ++i) {
+    int ra = rank(pa[i]), rb = rank(pb[i]);
+    if (ra != rb) return ra < rb;
+    if (ra == 1 && pa[i].size() != pb[i].size()) return pa[i].size() < pb[i].size();
+    if (pa[i] != pb[i]) return pa[i] < pb[i];
+  }
+  return pa.size() < pb.size();
+}
+
+std::vector<std::string> scan_keys(Env& env, std::string_view db, std::string_view prefix) {
+  std::vector<std::string> keys;
+  REQUIRE(env.read([&](Txn& t) {
+    return t.scan(db, prefix, [&](std::string_view k, std::string_view) {
+      keys.emplace_back(k);
+      return true;
+    });
+  }).is_ok());
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("natural order: numeric ids sort by value, and only in the databases named at creation") {
+  TempDir dir;
+  EnvOptions opts;
+  opts.natural_order = {"records"};
+  {
+    auto env = Env::open(dir.path(), opts);
+    REQUIRE(env.is_ok());
+    REQUIRE((*env)->write([](Txn& t) {
+      for (const char* id : {"10", "9", "100", "x", "010", "", "1a", "2"}) {
+        CMG_RETURN_IF_ERROR(t.put("records", key_of({"c", id}), id));
+        CMG_RETURN_IF_ERROR(t.put("other", key_of({"c", id}), id));
+      }
+      CMG_RETURN_IF_ERROR(t.put("records", key_of({"b", "5"}), ""));
+      return t.put("records", key_of({"c", "9", "x"}), "");
+    }).is_ok());
+    CHECK(scan_keys(**env, "records", key_of({"c", ""})) ==
+          std::vector<std::string>{key_of({"c", ""}), key_of({"c", "2"}), key_of({"c", "9"}), key_of({"c", "9", "x"}),
+                                   key_of({"c", "10"}), key_of({"c", "010"}), key_of({"c", "100"}),
+                                   key_of({"c", "1a"}), key_of({"c", "x"})});
+    // Another database keeps byte order.
+    CHECK(scan_keys(**env, "other", "").front() == key_of({"c", ""}));
+    CHECK(scan_keys(**env, "other", "")[1] == key_of({"c", "010"}));
+    // A whole key as the prefix selects it and its longer keys, not the ids it starts.
+    CHECK(scan_keys(**env, "records", key_of({"c", "9"})) ==
+          std::vector<std::string>{key_of({"c", "9"}), key_of({"c", "9", "x"})});
+    std::string got;
+    REQUIRE((*env)->read([&](Txn& t) {
+      CMG_ASSIGN_OR_RETURN(auto v, t.get("records", key_of({"c", "010"})));
+      if (v) got = std::string(*v);
+      return Status::ok();
+    }).is_ok());
+    CHECK(got == "010");
+  }
+  // Reopened without options, and with other names: the order recorded at creation holds.
+  for (std::vector<std::string> names : {std::vector<std::string>{}, std::vector<std::string>{"other"}}) {
+    EnvOptions again;
+    again.natural_order = names;
+    auto env = Env::open(dir.path(), again);
+    REQUIRE(env.is_ok());
+    auto keys = scan_keys(**env, "records", key_of({"c", ""}));
+    REQUIRE(keys.size() == 9);
+    CHECK(keys[2] == key_of({"c", "9"}));
+    CHECK(scan_keys(**env, "other", "")[1] == key_of({"c", "010"}));
+  }
+}
+
+TEST_CASE("natural order is not given to an environment that already has databases") {
+  TempDir dir;
+  {
+    auto env = Env::open(dir.path());
+    REQUIRE(env.is_ok());
+    REQUIRE((*env)->write([](Txn& t) { return t.put("records", key_of({"c", "10"}), ""); }).is_ok());
+  }
+  EnvOptions opts;
+  opts.natural_order = {"records"};
+  auto env = Env::open(dir.path(), opts);
+  REQUIRE(env.is_ok());
+  REQUIRE((*env)->write([](Txn& t) { return t.put("records", key_of({"c", "9"}), ""); }).is_ok());
+  CHECK(scan_keys(**env, "records", "") == std::vector<std::string>{key_of({"c", "10"}), key_of({"c", "9"})});
+}
+
+TEST_CASE("natural order agrees with its definition on random keys, in any insertion order") {
+  TempDir dir;
+  EnvOptions opts;
+  opts.natural_order = {"d"};
+  opts.initial_map_size = std::size_t{8} << 20;
+  auto env = Env::open(dir.path(), opts);
+  REQUIRE(env.is_ok());
+  std::mt19937 rng(7);
+  const std::string alphabet = "0019a\x1f";
+  std::set<std::string> keys;
+  while (keys.size() < 3000) {
+    std::string k = rng() % 2 ? "obj\x1f" : "";
+    const std::size_t len = rng() % 12;
+    for (std::size_t i = 0; i < len; ++i) k += alphabet[rng() % alphabet.size()];
+    if (rng() % 3 == 0) k += std::to_string(rng() % 100000);
+    if (!k.empty()) keys.insert(k);
+  }
+  std::vector<std::string> shuffled(keys.begin(), keys.end());
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  // In three transactions: each starts appending and falls back when a key does not come last.
+  for (std::size_t part = 0; part < 3; ++part) {
+    REQUIRE((*env)->write([&](Txn& t) -> Status {
+      for (std::size_t i = part; i < shuffled.size(); i += 3) {
+        CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent("d", shuffled[i], shuffled[i]));
+        if (!fresh) return Status(Code::kInternal, "a new key was found present");
+      }
+      return Status::ok();
+    }).is_ok());
+  }
+  std::vector<std::string> want(keys.begin(), keys.end());
+  std::sort(want.begin(), want.end(), natural_less);
+  CHECK(scan_keys(**env, "d", "") == want);
+  // Every key is found, and is present for put_if_absent.
+  REQUIRE((*env)->write([&](Txn& t) -> Status {
+    for (const auto& k : keys) {
+      CMG_ASSIGN_OR_RETURN(auto v, t.get("d", k));
+      if (!v || *v != k) return Status(Code::kInternal, "lost key");
+      CMG_ASSIGN_OR_RETURN(bool fresh, t.put_if_absent("d", k, "x"));
+      if (fresh) return Status(Code::kInternal, "a present key was put again");
+    }
+    return Status::ok();
+  }).is_ok());
+  // A prefix ending at a part boundary selects exactly the keys that start with it.
+  std::vector<std::string> in_obj;
+  for (const auto& k : want)
+    if (k.rfind("obj\x1f", 0) == 0) in_obj.push_back(k);
+  CHECK(scan_keys(**env, "d", "obj\x1f") == in_obj);
+}
+
+TEST_CASE("keys put in order are appended: the pages stay full") {
+  // 20,000 numbered ids put in numeric order, in natural and in byte order: appended in natural
+  // order, they take far fewer pages than when each page splits in half.
+  auto pages = [](bool natural) {
+    TempDir dir;
+    EnvOptions opts;
+    if (natural) opts.natural_order = {"d"};
+    auto env = Env::open(dir.path(), opts);
+    REQUIRE(env.is_ok());
+    for (int batch = 0; batch < 40; ++batch) {
+      REQUIRE((*env)->write([&](Txn& t) -> Status {
+        for (int i = batch * 500 + 1; i <= (batch + 1) * 500; ++i)
+          CMG_RETURN_IF_ERROR(t.put("d", key_of({"contacts", std::to_string(i)}), "{\"s\":\"planned\"}"));
+        return Status::ok();
+      }).is_ok());
+    }
+    CHECK(scan_keys(**env, "d", "").size() == 20000);
+    return std::filesystem::file_size(dir.path() + "/data.mdb");
+  };
+  const auto natural = pages(true), bytes = pages(false);
+  CAPTURE(natural);
+  CAPTURE(bytes);
+  CHECK(natural * 10 < bytes * 7);
 }
