@@ -59,7 +59,8 @@ void SchemaValidator::validate(const ObjectSchema& object, const Schema& schema,
     if (!v.is_string()) owned = value_to_text(v);
     const std::string_view text_view = v.is_string() ? std::string_view(v.get_string()) : std::string_view(owned);
     auto problem_text = [&] { return std::string(text_view); };
-    auto fname = [&] { return std::string(name.data(), name.size()); };
+    const std::string_view field_name(name.data(), name.size());  // a lambda cannot capture a binding (C++17)
+    auto fname = [&] { return std::string(field_name); };
     if (!f) {
       problems.push_back({Reason::kInvalidValue, fname(), problem_text(), "unknown_field",
                           "'" + fname() + "' is not a field of " + object.name, ""});
