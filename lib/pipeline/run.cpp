@@ -212,6 +212,23 @@ struct MapPass {
   std::string value;  // scratch for the mapped value
   alignas(std::max_align_t) unsigned char arena[8192];  // map_record's per-record JSON arena
 
+  // Keys a fused extract left for plan_object in this pass (stored in `records`; usually few):
+  // a record not among them was not left earlier, so its repeat check needs no `records` lookup.
+  // Past kLeftKept keys every record is looked up.
+  static constexpr std::size_t kLeftKept = 65536;
+  std::unordered_set<std::string> left_keys;
+  bool left_overflow = false;
+  bool may_be_left(const std::string& k) const { return left_overflow || (!left_keys.empty() && left_keys.count(k)); }
+  void note_left(const std::string& k) {
+    if (left_overflow) return;
+    if (left_keys.size() == kLeftKept) {
+      left_overflow = true;
+      left_keys.clear();
+      return;
+    }
+    left_keys.insert(k);
+  }
+
   bool dest_may_have(std::size_t lvl, const std::string& v) const {
     return std::binary_search(dest_key_hashes.begin(), dest_key_hashes.end(), dest_key_hash(lvl, v));
   }
@@ -442,6 +459,8 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
     const std::int64_t pass_started = state::stamp_ms();
     if (fuse) {
       fuse->fused = true;
+      fuse->left_keys.clear();
+      fuse->left_overflow = false;
       if (reported > 0) fuse->dd.reserve(static_cast<std::size_t>(reported));
     }
     for (;;) {
@@ -475,7 +494,10 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
         for (const auto& r : batch) {
           k.assign(oc.name).push_back('\x1f');
           k += r.id;
-          CMG_ASSIGN_OR_RETURN(auto left_earlier, t.get(state::kRecords, k));
+          std::optional<std::string_view> left_earlier;
+          if (fuse->may_be_left(k)) {
+            CMG_ASSIGN_OR_RETURN(left_earlier, t.get(state::kRecords, k));
+          }
           Mapped what = Mapped::kRepeated;
           if (!left_earlier) {
             CMG_ASSIGN_OR_RETURN(what, map_record(*this, *fuse, mapped, t, k, r, extracted_at, extracted_at,
@@ -491,6 +513,7 @@ Result<StepResult> Migration::Impl::extract(const ObjectConfig& oc, RunCtx& ctx,
           }
           ++batch_fresh;
           if (what == Mapped::kDone) continue;
+          fuse->note_left(k);  // kept when the body runs again (map growth): a lookup too many at worst
           CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, state::kExtractedValue));
           CMG_RETURN_IF_ERROR(t.put(state::kSrc, k, state::source_value(r, extracted_at)));
         }

@@ -45,11 +45,22 @@ int natural_compare(const MDB_val* a, const MDB_val* b) {
   const std::size_t la = a->mv_size, lb = b->mv_size, n = la < lb ? la : lb;
   std::size_t i = 0;  // the first position where the keys differ (or n)
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  std::uint64_t x = 0, y = 0;
   for (; i + 8 <= n; i += 8) {
-    std::uint64_t x, y;
     std::memcpy(&x, p + i, 8);
     std::memcpy(&y, q + i, 8);
     if (x != y) break;
+  }
+  if (i + 8 > n && n >= 8) {
+    // The last eight bytes of the shorter length, overlapping what was compared already.
+    std::memcpy(&x, p + n - 8, 8);
+    std::memcpy(&y, q + n - 8, 8);
+    i = n - 8;
+  }
+  if (x != y) {
+    i += static_cast<std::size_t>(__builtin_ctzll(x ^ y)) / 8;  // the lowest differing byte comes first
+  } else if (n >= 8) {
+    i = n;
   }
 #endif
   while (i < n && p[i] == q[i]) ++i;
