@@ -1,5 +1,8 @@
 #include "crmmigrate/core/validate.hpp"
 
+#include <cstdint>
+#include <vector>
+
 #include <boost/json.hpp>
 
 #include "crmmigrate/core/mapping.hpp"
@@ -51,8 +54,23 @@ void SchemaValidator::validate(const ObjectSchema& object, const Schema& schema,
                             "map a source field to it or add a default in the object's \"defaults\""});
     }
   }
+  // Records of one object come with their fields in the same order: the schema position found for
+  // the i-th field is tried first for the next record's i-th field (checked by name; a miss falls
+  // back to the lookup). Per thread, as validate() may run concurrently.
+  thread_local std::vector<std::size_t> position_of;
+  std::size_t i = 0;
   for (const auto& [name, v] : fields) {
-    const FieldSchema* f = object.field(name);
+    const FieldSchema* f = nullptr;
+    if (i < position_of.size() && position_of[i] < object.fields.size()) {
+      const FieldSchema& guess = object.fields[position_of[i]];
+      if (guess.name.size() == name.size() && std::string_view(guess.name) == std::string_view(name)) f = &guess;
+    }
+    if (!f) {
+      f = object.field(name);
+      if (i >= position_of.size()) position_of.resize(i + 1, SIZE_MAX);
+      position_of[i] = f ? static_cast<std::size_t>(f - object.fields.data()) : SIZE_MAX;
+    }
+    ++i;
     if (f && !f->read_only && value_is_blank(v)) continue;  // nothing to check (the common blank case)
     // A string's text is the string itself: copied only into a problem (the rare case).
     std::string owned;

@@ -279,3 +279,28 @@ TEST_CASE("values of the wrong type are type problems naming the type") {
   CHECK(ps[0].rule == "type:date");
   CHECK(ps[0].value == "1714557600000");
 }
+
+TEST_CASE("each field is checked against its own schema whatever the order of fields and objects") {
+  // The validator tries the schema position of the previous record's field at the same place
+  // first: records of two objects, and fields in changing orders, must still meet their own rules.
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    auto too_long = validate("contacts", {{"code", "ABCD"}, {"email", "a@example.com"}});
+    REQUIRE(too_long.size() == 1);
+    CHECK(too_long[0].field == "code");
+    CHECK(too_long[0].rule == "max_length:3");
+    auto swapped = validate("contacts", {{"email", "not an email"}, {"code", "AB"}});
+    REQUIRE(swapped.size() == 1);
+    CHECK(swapped[0].field == "email");
+    // "code" is at the place where the deals record has "seats": no max length there.
+    auto deal = valid_deal();
+    deal["seats"] = "x";
+    auto deal_problems = validate("deals", deal);
+    REQUIRE(deal_problems.size() == 1);
+    CHECK(deal_problems[0].field == "seats");
+    auto unknown = validate("contacts", {{"dealname", "Big"}, {"code", "AB"}});
+    REQUIRE(unknown.size() == 1);
+    CHECK(unknown[0].field == "dealname");
+    CHECK(unknown[0].rule == "unknown_field");
+  }
+}
