@@ -2,7 +2,9 @@
 //
 // Keys and values are byte strings. crmmigrate stores values as compact JSON text (DESIGN §2: one
 // format, easy to inspect with `mdb_dump`), except audit sequence keys, which are 8-byte big-endian
-// integers so that they sort numerically.
+// integers so that they sort numerically. Databases given natural key order (EnvOptions) keep it
+// through a file copy (`mdb_copy`, `cp` of a closed environment) but not through `mdb_dump` +
+// `mdb_load`, which rebuilds them in byte order: copy a state, do not reload it.
 //
 // Transactions: `Env::write(fn)` runs `fn` in one write transaction and commits it; when LMDB reports
 // MDB_MAP_FULL the transaction is aborted, the map size doubled and `fn` run again, so `fn` must only
