@@ -36,9 +36,11 @@ std::string_view from_val(const MDB_val& v) {
 constexpr const char* kKeyOrderDb = "key_order";
 
 // Natural key order (see EnvOptions::natural_order): keys compare part by part on the '\x1f'
-// separator; an empty part sorts first, then all-digit parts by length then digits, then any
-// other part by bytes. A lexicographic order over part sequences is a total order, and a prefix
-// that ends on a separator still selects one contiguous run of keys.
+// separator, a shorter part first and parts of one length by bytes (ids numbered without leading
+// zeros thus sort by value). A lexicographic order over part sequences, each part ordered by
+// (length, bytes), is a total order, and a prefix that ends on a separator still selects one
+// contiguous run of keys. Called for every key comparison LMDB makes: no part is scanned but the
+// one where the keys first differ, from that byte to its end.
 int natural_compare(const MDB_val* a, const MDB_val* b) {
   const auto* p = static_cast<const unsigned char*>(a->mv_data);
   const auto* q = static_cast<const unsigned char*>(b->mv_data);
@@ -65,30 +67,14 @@ int natural_compare(const MDB_val* a, const MDB_val* b) {
 #endif
   while (i < n && p[i] == q[i]) ++i;
   if (i == la && i == lb) return 0;
-  {
-    // Both keys agree on [0, i): the part holding position i starts at the same offset s in both.
-    std::size_t s = i;
-    while (s > 0 && p[s - 1] != 0x1f) --s;
-    std::size_t ea = i, eb = i;
-    while (ea < la && p[ea] != 0x1f) ++ea;
-    while (eb < lb && q[eb] != 0x1f) ++eb;
-    if (ea == i && eb == i) return i == la ? -1 : 1;  // equal parts; the key that ends first sorts first
-    if (ea == s) return -1;                           // an empty part sorts first
-    if (eb == s) return 1;
-    auto digits = [](const unsigned char* d, std::size_t from, std::size_t to) {
-      for (; from < to; ++from)
-        if (d[from] < '0' || d[from] > '9') return false;
-      return true;
-    };
-    bool shared = digits(p, s, i);
-    bool na = shared && digits(p, i, ea), nb = shared && digits(q, i, eb);
-    if (na != nb) return na ? -1 : 1;
-    if (na && ea != eb) return ea < eb ? -1 : 1;
-    // Same class (and same length when numeric): bytes decide, a part that ends first sorting first.
-    if (i == ea) return -1;
-    if (i == eb) return 1;
-    return p[i] < q[i] ? -1 : 1;
-  }
+  // The keys agree up to i, separators included: the part holding position i starts at the same
+  // offset in both, so the parts' lengths compare as their ends do.
+  std::size_t ea = i, eb = i;
+  while (ea < la && p[ea] != 0x1f) ++ea;
+  while (eb < lb && q[eb] != 0x1f) ++eb;
+  if (ea != eb) return ea < eb ? -1 : 1;
+  if (i < ea) return p[i] < q[i] ? -1 : 1;
+  return i == la ? -1 : 1;  // equal parts: the key without more parts sorts first
 }
 
 }  // namespace

@@ -38,10 +38,10 @@ struct EnvOptions {
   bool no_sync = false;  // tests and dry runs only: skips fsync at commit
   /// Databases whose keys compare in natural order, recorded when the environment is created (an
   /// existing environment keeps the order it was created with, whatever is passed here). Natural
-  /// order compares composite keys (key_of) part by part: an empty part first, then parts of
-  /// digits only by length and then digits (so "9" < "10" < "010"), then other parts by bytes.
-  /// Ids numbered in sequence are then put in key order, which fills pages instead of splitting
-  /// them. A scan() prefix on these databases must end at a part boundary (key_of(.., "")) or be a
+  /// order compares composite keys (key_of) part by part, a shorter part first and parts of one
+  /// length by bytes: "9" < "10" < "1a" < "010", so ids numbered without leading zeros sort by
+  /// value (and ids of one length, such as UUIDs, by bytes). Ids numbered in sequence are then
+  /// put in key order, which fills pages instead of splitting them. A scan() prefix on these databases must end at a part boundary (key_of(.., "")) or be a
   /// whole key: "c\x1f1" does not select "c\x1f12", which sorts after "c\x1f2".
   std::vector<std::string> natural_order;
 };
