@@ -729,232 +729,258 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
   // The ids are not needed any more; their memory is, while the deduplicator resolves.
   std::vector<std::string>().swap(ids);
 
-  // Phase 2: groups → plans, a chunk of groups per transaction. Groups are streamed out of the
-  // deduplicator so that only one chunk is held at a time.
-  auto rule = merge_rule_for(oc, oc.skip_unchanged);
-  std::int64_t planned_groups = 0;
-  // Plans groups[0, end).
-  auto plan_chunk = [&](const std::vector<DedupGroup>& groups, const std::size_t end) -> Status {
-    const std::size_t start = 0;
-    // Destination records of the matched groups, read in one go per batch.
-    std::map<std::string, std::vector<std::string>> to_read;  // destination object → ids
-    std::map<std::string, std::string> dest_object_of;
-    CMG_RETURN_IF_ERROR(env->read([&](Txn& t) -> Status {
-      for (std::size_t gi = start; gi < end; ++gi) {
-        const auto& g = groups[gi];
-        if (g.decision != DestinationDecision::kMatch || g.kind == GroupKind::kAmbiguous) continue;
-        CMG_ASSIGN_OR_RETURN(auto dk, get_json(t, state::kDestKeys, key_of({oc.name, g.destination_ids[0]})));
-        std::string dobj = dk ? str(*dk, "o") : oc.destination;
-        to_read[dobj].push_back(g.destination_ids[0]);
-        dest_object_of[g.destination_ids[0]] = dobj;
+  // In a dry run's scratch state `records` holds no status of this object when phase 2 starts (its
+  // extract stored the records it mapped in `mapped`). Phase 2 puts the statuses in the order of
+  // the groups' primaries, so they go at the end of the database, where LMDB fills pages instead
+  // of splitting them in half. The other members of a merged group sort anywhere: their statuses
+  // are put after the last chunk (on every way out), so that one early member with a large id does
+  // not turn every later put into an insert in the middle.
+  const bool defer_members = fused != nullptr;
+  std::vector<std::pair<std::string, std::string>> deferred, chunk_deferred;
+  auto phase2 = [&]() -> Status {
+    // Phase 2: groups → plans, a chunk of groups per transaction. Groups are streamed out of the
+    // deduplicator so that only one chunk is held at a time.
+    auto rule = merge_rule_for(oc, oc.skip_unchanged);
+    std::int64_t planned_groups = 0;
+    // Plans groups[0, end).
+    auto plan_chunk = [&](const std::vector<DedupGroup>& groups, const std::size_t end) -> Status {
+      const std::size_t start = 0;
+      // Destination records of the matched groups, read in one go per batch.
+      std::map<std::string, std::vector<std::string>> to_read;  // destination object → ids
+      std::map<std::string, std::string> dest_object_of;
+      CMG_RETURN_IF_ERROR(env->read([&](Txn& t) -> Status {
+        for (std::size_t gi = start; gi < end; ++gi) {
+          const auto& g = groups[gi];
+          if (g.decision != DestinationDecision::kMatch || g.kind == GroupKind::kAmbiguous) continue;
+          CMG_ASSIGN_OR_RETURN(auto dk, get_json(t, state::kDestKeys, key_of({oc.name, g.destination_ids[0]})));
+          std::string dobj = dk ? str(*dk, "o") : oc.destination;
+          to_read[dobj].push_back(g.destination_ids[0]);
+          dest_object_of[g.destination_ids[0]] = dobj;
+        }
+        return Status::ok();
+      }));
+      std::map<std::string, Record> dest_records;
+      for (auto& [dobj, dids] : to_read) {
+        for (std::size_t i = 0; i < dids.size(); i += 100) {
+          std::vector<std::string> chunk(dids.begin() + static_cast<std::ptrdiff_t>(i),
+                                         dids.begin() + static_cast<std::ptrdiff_t>(std::min(dids.size(), i + 100)));
+          CMG_ASSIGN_OR_RETURN(auto recs, dest->read(dobj, chunk));
+          for (std::size_t j = 0; j < chunk.size(); ++j)
+            if (recs[j]) dest_records[chunk[j]] = std::move(*recs[j]);
+        }
       }
-      return Status::ok();
-    }));
-    std::map<std::string, Record> dest_records;
-    for (auto& [dobj, dids] : to_read) {
-      for (std::size_t i = 0; i < dids.size(); i += 100) {
-        std::vector<std::string> chunk(dids.begin() + static_cast<std::ptrdiff_t>(i),
-                                       dids.begin() + static_cast<std::ptrdiff_t>(std::min(dids.size(), i + 100)));
-        CMG_ASSIGN_OR_RETURN(auto recs, dest->read(dobj, chunk));
-        for (std::size_t j = 0; j < chunk.size(); ++j)
-          if (recs[j]) dest_records[chunk[j]] = std::move(*recs[j]);
-      }
-    }
-    // When this chunk was deduplicated and validated (one clock read per chunk).
-    const std::int64_t decided_at = state::stamp_ms();
-    CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
-      std::string k, status_value;
-      for (std::size_t gi = start; gi < end; ++gi) {
-        const auto& g = groups[gi];
-        if (g.kind == GroupKind::kSingle && g.decision == DestinationDecision::kNew && g.members.size() == 1 &&
-            g.members.front().linked_by.empty()) {
-          // A record that stays alone and is created as mapped (the common case): its plan is
-          // the one the general path below would store, so it is not stored but derived from the
-          // mapped value when read (state::load_plan). Prevalidated in phase 1 ("ready"): mapped
-          // in this pass by map_record, valid as a create, without the idempotency property.
-          const std::string& id = g.members.front().id;
-          if (prevalidate && (not_ready.empty() || !not_ready.count(id))) {
-            k.assign(oc.name).push_back('\x1f');
-            k += id;
-            const ObjectSchema* os = nullptr;
-            if (oc.route_by.empty()) {
-              os = dst_schema->object(oc.destination);
-            } else {
-              // Routed: the destination object is the mapped value's first member.
-              CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, k));
-              std::string_view dobj;
-              if (raw && state::mapped_destination(*raw, &dobj)) os = dst_schema->object(std::string(dobj));
+      // When this chunk was deduplicated and validated (one clock read per chunk).
+      const std::int64_t decided_at = state::stamp_ms();
+      chunk_deferred.clear();
+      CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
+        chunk_deferred.clear();  // the body runs again when the map grows
+        std::string k, status_value;
+        for (std::size_t gi = start; gi < end; ++gi) {
+          const auto& g = groups[gi];
+          if (g.kind == GroupKind::kSingle && g.decision == DestinationDecision::kNew && g.members.size() == 1 &&
+              g.members.front().linked_by.empty()) {
+            // A record that stays alone and is created as mapped (the common case): its plan is
+            // the one the general path below would store, so it is not stored but derived from the
+            // mapped value when read (state::load_plan). Prevalidated in phase 1 ("ready"): mapped
+            // in this pass by map_record, valid as a create, without the idempotency property.
+            const std::string& id = g.members.front().id;
+            if (prevalidate && (not_ready.empty() || !not_ready.count(id))) {
+              k.assign(oc.name).push_back('\x1f');
+              k += id;
+              const ObjectSchema* os = nullptr;
+              if (oc.route_by.empty()) {
+                os = dst_schema->object(oc.destination);
+              } else {
+                // Routed: the destination object is the mapped value's first member.
+                CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, k));
+                std::string_view dobj;
+                if (raw && state::mapped_destination(*raw, &dobj)) os = dst_schema->object(std::string(dobj));
+              }
+              if (os) {
+                status_value.clear();
+                state::append_planned_as_mapped_value(status_value, id, decided_at, os->id_property);
+                CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, status_value));
+                continue;
+              }
             }
-            if (os) {
-              status_value.clear();
-              state::append_planned_as_mapped_value(status_value, id, decided_at, os->id_property);
-              CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, status_value));
+          }
+          std::vector<Record> members;
+          json::value front_translations, front_defaults, front_dropped;
+          std::string dobj;
+          std::int64_t extracted_at = 0, mapped_at = 0;  // of the group: its last member's
+          for (const auto& mem : g.members) {
+            json::object mj;
+            {
+              CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, key_of({oc.name, mem.id})));
+              if (!raw) return Status(Code::kStorage, "missing mapped copy of " + oc.name + "/" + mem.id);
+              if (!parse_object_into(parser, *raw, mj)) return Status(Code::kStorage, "corrupt value in state database 'mapped'");
+            }
+            if (const auto* x = mj.if_contains("x"); x && x->is_int64()) extracted_at = std::max(extracted_at, x->get_int64());
+            if (const auto* m = mj.if_contains("m"); m && m->is_int64()) mapped_at = std::max(mapped_at, m->get_int64());
+            Record r;
+            r.object = str(mj, "o");
+            r.id = mem.id;
+            r.fields = std::move(mj.at("fields").get_object());
+            r.updated_at = mj.at("u").to_number<std::int64_t>();
+            if (members.empty()) {
+              front_translations = std::move(mj.at("translations"));
+              front_defaults = std::move(mj.at("defaults"));
+              front_dropped = std::move(mj.at("dropped"));
+            }
+            if (dobj.empty()) dobj = r.object;
+            members.push_back(std::move(r));
+          }
+          const std::string primary = g.members.front().id;
+          json::array member_ids;
+          for (const auto& mem : g.members) member_ids.push_back(json::string(mem.id));
+          auto queue_all = [&](const std::vector<Problem>& ps, const std::string& stage, json::object extra) -> Status {
+            // The steps the group got through, the one that queued it included.
+            extra["stages"] = state::stages_json(stage == "validate" ? 4 : 3, extracted_at, mapped_at, decided_at, decided_at);
+            for (const auto& mem : g.members) {
+              extra["group"] = member_ids;
+              CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem.id, ps, stage, extra, &ctx));
+            }
+            return Status::ok();
+          };
+          if (g.kind == GroupKind::kAmbiguous || g.decision == DestinationDecision::kAmbiguous) {
+            std::string key = g.kind == GroupKind::kAmbiguous ? g.link_key : g.match_key;
+            std::vector<std::string> cands = g.kind == GroupKind::kAmbiguous ? g.ambiguous_with : g.destination_ids;
+            std::string list;
+            for (const auto& c : cands) list += (list.empty() ? "" : ", ") + c;
+            Problem p{Reason::kAmbiguousMatch, key, list, "dedup:" + key,
+                      "matches several records on " + key + " (" + list + "): " + g.detail, ""};
+            CMG_RETURN_IF_ERROR(queue_all({p}, "dedup", json::object{{"candidates", to_array(cands)}}));
+            continue;
+          }
+          Record folded = fold(members);
+          json::object plan{{"members", member_ids}, {"o", dobj}, {"key", g.match_key.empty() ? g.link_key : g.match_key}};
+          plan["translations"] = std::move(front_translations);
+          plan["defaults"] = std::move(front_defaults);
+          plan["dropped"] = std::move(front_dropped);
+          json::object linked;
+          for (const auto& mem : g.members)
+            if (!mem.linked_by.empty()) linked[mem.id] = mem.linked_by;
+          if (!linked.empty()) plan["linked_by"] = std::move(linked);
+          const ObjectSchema* os = dst_schema->object(dobj);
+          if (!os) return config_error("destination has no object '" + dobj + "'");
+          if (g.decision == DestinationDecision::kMatch) {
+            const std::string& did = g.destination_ids[0];
+            auto it = dest_records.find(did);
+            if (it == dest_records.end()) {
+              Problem p{Reason::kRejectedByDestination, "", did, "dedup:" + g.match_key,
+                        "matched destination record " + did + " could not be read back", ""};
+              CMG_RETURN_IF_ERROR(queue_all({p}, "dedup", {}));
               continue;
             }
-          }
-        }
-        std::vector<Record> members;
-        json::value front_translations, front_defaults, front_dropped;
-        std::string dobj;
-        std::int64_t extracted_at = 0, mapped_at = 0;  // of the group: its last member's
-        for (const auto& mem : g.members) {
-          json::object mj;
-          {
-            CMG_ASSIGN_OR_RETURN(auto raw, t.get(state::kMapped, key_of({oc.name, mem.id})));
-            if (!raw) return Status(Code::kStorage, "missing mapped copy of " + oc.name + "/" + mem.id);
-            if (!parse_object_into(parser, *raw, mj)) return Status(Code::kStorage, "corrupt value in state database 'mapped'");
-          }
-          if (const auto* x = mj.if_contains("x"); x && x->is_int64()) extracted_at = std::max(extracted_at, x->get_int64());
-          if (const auto* m = mj.if_contains("m"); m && m->is_int64()) mapped_at = std::max(mapped_at, m->get_int64());
-          Record r;
-          r.object = str(mj, "o");
-          r.id = mem.id;
-          r.fields = std::move(mj.at("fields").get_object());
-          r.updated_at = mj.at("u").to_number<std::int64_t>();
-          if (members.empty()) {
-            front_translations = std::move(mj.at("translations"));
-            front_defaults = std::move(mj.at("defaults"));
-            front_dropped = std::move(mj.at("dropped"));
-          }
-          if (dobj.empty()) dobj = r.object;
-          members.push_back(std::move(r));
-        }
-        const std::string primary = g.members.front().id;
-        json::array member_ids;
-        for (const auto& mem : g.members) member_ids.push_back(json::string(mem.id));
-        auto queue_all = [&](const std::vector<Problem>& ps, const std::string& stage, json::object extra) -> Status {
-          // The steps the group got through, the one that queued it included.
-          extra["stages"] = state::stages_json(stage == "validate" ? 4 : 3, extracted_at, mapped_at, decided_at, decided_at);
-          for (const auto& mem : g.members) {
-            extra["group"] = member_ids;
-            CMG_RETURN_IF_ERROR(enqueue(t, oc.name, mem.id, ps, stage, extra, &ctx));
-          }
-          return Status::ok();
-        };
-        if (g.kind == GroupKind::kAmbiguous || g.decision == DestinationDecision::kAmbiguous) {
-          std::string key = g.kind == GroupKind::kAmbiguous ? g.link_key : g.match_key;
-          std::vector<std::string> cands = g.kind == GroupKind::kAmbiguous ? g.ambiguous_with : g.destination_ids;
-          std::string list;
-          for (const auto& c : cands) list += (list.empty() ? "" : ", ") + c;
-          Problem p{Reason::kAmbiguousMatch, key, list, "dedup:" + key,
-                    "matches several records on " + key + " (" + list + "): " + g.detail, ""};
-          CMG_RETURN_IF_ERROR(queue_all({p}, "dedup", json::object{{"candidates", to_array(cands)}}));
-          continue;
-        }
-        Record folded = fold(members);
-        json::object plan{{"members", member_ids}, {"o", dobj}, {"key", g.match_key.empty() ? g.link_key : g.match_key}};
-        plan["translations"] = std::move(front_translations);
-        plan["defaults"] = std::move(front_defaults);
-        plan["dropped"] = std::move(front_dropped);
-        json::object linked;
-        for (const auto& mem : g.members)
-          if (!mem.linked_by.empty()) linked[mem.id] = mem.linked_by;
-        if (!linked.empty()) plan["linked_by"] = std::move(linked);
-        const ObjectSchema* os = dst_schema->object(dobj);
-        if (!os) return config_error("destination has no object '" + dobj + "'");
-        if (g.decision == DestinationDecision::kMatch) {
-          const std::string& did = g.destination_ids[0];
-          auto it = dest_records.find(did);
-          if (it == dest_records.end()) {
-            Problem p{Reason::kRejectedByDestination, "", did, "dedup:" + g.match_key,
-                      "matched destination record " + did + " could not be read back", ""};
-            CMG_RETURN_IF_ERROR(queue_all({p}, "dedup", {}));
-            continue;
-          }
-          MergeOutcome mo;
-          Status ms = rule->merge({folded, it->second}, &mo);
-          if (!ms.is_ok()) return Status(Code::kPlugin, "merge rule '" + rule->name() + "' failed on " + oc.name + "/" +
-                                                           primary + ": " + ms.message());
-          plan["rule"] = merge_rules.count(oc.name) ? rule->name() : std::string(merge_strategy_name(oc.merge_default));
-          plan["rules_applied"] = to_array(mo.rules_applied);
-          plan["dest_id"] = did;
-          if (mo.kind == MergeOutcome::Kind::kConflict) {
-            std::vector<Problem> ps;
-            json::object dvals;
-            for (const auto& c : mo.conflicts) {
-              ps.push_back({Reason::kMergeConflict, c.field, value_to_text(c.source_value), "merge",
-                            "source '" + value_to_text(c.source_value) + "' vs destination '" +
-                                value_to_text(c.destination_value) + "'",
-                            ""});
-              dvals[c.field] = c.destination_value;
+            MergeOutcome mo;
+            Status ms = rule->merge({folded, it->second}, &mo);
+            if (!ms.is_ok()) return Status(Code::kPlugin, "merge rule '" + rule->name() + "' failed on " + oc.name + "/" +
+                                                             primary + ": " + ms.message());
+            plan["rule"] = merge_rules.count(oc.name) ? rule->name() : std::string(merge_strategy_name(oc.merge_default));
+            plan["rules_applied"] = to_array(mo.rules_applied);
+            plan["dest_id"] = did;
+            if (mo.kind == MergeOutcome::Kind::kConflict) {
+              std::vector<Problem> ps;
+              json::object dvals;
+              for (const auto& c : mo.conflicts) {
+                ps.push_back({Reason::kMergeConflict, c.field, value_to_text(c.source_value), "merge",
+                              "source '" + value_to_text(c.source_value) + "' vs destination '" +
+                                  value_to_text(c.destination_value) + "'",
+                              ""});
+                dvals[c.field] = c.destination_value;
+              }
+              CMG_RETURN_IF_ERROR(queue_all(ps, "dedup", json::object{{"destination", std::move(dvals)}, {"dest_id", did}}));
+              continue;
             }
-            CMG_RETURN_IF_ERROR(queue_all(ps, "dedup", json::object{{"destination", std::move(dvals)}, {"dest_id", did}}));
-            continue;
-          }
-          if (mo.kind == MergeOutcome::Kind::kSkip) {
-            plan["action"] = "skip";
-            plan["reason"] = mo.reason;
+            if (mo.kind == MergeOutcome::Kind::kSkip) {
+              plan["action"] = "skip";
+              plan["reason"] = mo.reason;
+            } else {
+              std::vector<Problem> ps;
+              validate(oc, *os, mo.changes, false, ps);
+              if (!ps.empty()) {
+                CMG_RETURN_IF_ERROR(queue_all(ps, "validate", {}));
+                continue;
+              }
+              plan["action"] = mo.changes.empty() ? "none" : "update";
+              plan["fields"] = mo.changes;
+              // Pre-image of what we change, for undo.
+              json::object before;
+              for (const auto& [f, v] : mo.changes) {
+                const auto* old = it->second.fields.if_contains(f);
+                before[f] = old ? *old : json::value(nullptr);
+              }
+              CMG_RETURN_IF_ERROR(put_json(t, state::kPreimages, key_of({dobj, did, primary}), before));
+            }
           } else {
             std::vector<Problem> ps;
-            validate(oc, *os, mo.changes, false, ps);
+            validate(oc, *os, folded.fields, true, ps);
             if (!ps.empty()) {
-              CMG_RETURN_IF_ERROR(queue_all(ps, "validate", {}));
+              CMG_RETURN_IF_ERROR(queue_all(ps, "validate", json::object{{"mapped", folded.fields}}));
               continue;
             }
-            plan["action"] = mo.changes.empty() ? "none" : "update";
-            plan["fields"] = mo.changes;
-            // Pre-image of what we change, for undo.
-            json::object before;
-            for (const auto& [f, v] : mo.changes) {
-              const auto* old = it->second.fields.if_contains(f);
-              before[f] = old ? *old : json::value(nullptr);
+            if (!os->id_property.empty()) folded.fields[os->id_property] = idempotency_key(primary);
+            plan["action"] = "create";
+            plan["fields"] = folded.fields;
+            plan["idempotency_key"] = idempotency_key(primary);
+            plan["rule"] = "fold";
+          }
+          plan["stages"] = state::stages_json(4, extracted_at, mapped_at, decided_at, decided_at);
+          CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({oc.name, primary}), plan));
+          const std::string planned = state::planned_value(primary);
+          for (const auto& mem : g.members) {
+            if (defer_members && mem.id != primary) {
+              chunk_deferred.emplace_back(key_of({oc.name, mem.id}), planned);
+              continue;
             }
-            CMG_RETURN_IF_ERROR(put_json(t, state::kPreimages, key_of({dobj, did, primary}), before));
+            CMG_RETURN_IF_ERROR(t.put(state::kRecords, key_of({oc.name, mem.id}), planned));
           }
-        } else {
-          std::vector<Problem> ps;
-          validate(oc, *os, folded.fields, true, ps);
-          if (!ps.empty()) {
-            CMG_RETURN_IF_ERROR(queue_all(ps, "validate", json::object{{"mapped", folded.fields}}));
-            continue;
-          }
-          if (!os->id_property.empty()) folded.fields[os->id_property] = idempotency_key(primary);
-          plan["action"] = "create";
-          plan["fields"] = folded.fields;
-          plan["idempotency_key"] = idempotency_key(primary);
-          plan["rule"] = "fold";
         }
-        plan["stages"] = state::stages_json(4, extracted_at, mapped_at, decided_at, decided_at);
-        CMG_RETURN_IF_ERROR(put_json(t, state::kPlans, key_of({oc.name, primary}), plan));
-        const std::string planned = state::planned_value(primary);
-        for (const auto& mem : g.members) CMG_RETURN_IF_ERROR(t.put(state::kRecords, key_of({oc.name, mem.id}), planned));
-      }
+        return Status::ok();
+      }));
+      for (auto& d : chunk_deferred) deferred.push_back(std::move(d));
+      planned_groups += static_cast<std::int64_t>(end);
+      if (ctx.opts->progress) ctx.opts->progress({oc.name, "dedup", planned_groups, -1});
       return Status::ok();
-    }));
-    planned_groups += static_cast<std::int64_t>(end);
-    if (ctx.opts->progress) ctx.opts->progress({oc.name, "dedup", planned_groups, -1});
+    };
+
+    // chunk[0, n) is the chunk being filled; its elements are assigned over from one chunk to the
+    // next, so that their vectors and strings keep their memory (a group per source record).
+    std::vector<DedupGroup> chunk;
+    std::size_t n = 0;
+    auto slot = [&]() -> DedupGroup& {
+      if (n == chunk.size()) chunk.emplace_back();
+      return chunk[n++];
+    };
+    if (oc.dedup_none) {
+      for (auto& id : mapped_ids) {
+        DedupGroup& g = slot();
+        g = DedupGroup{};
+        g.members.push_back({std::move(id), 0, ""});
+        if (n >= plan_batch) {
+          CMG_RETURN_IF_ERROR(plan_chunk(chunk, n));
+          n = 0;
+        }
+      }
+    } else {
+      CMG_RETURN_IF_ERROR(dd.resolve([&](const DedupGroup& g) -> Status {
+        slot() = g;
+        if (n < plan_batch) return Status::ok();
+        Status st = plan_chunk(chunk, n);
+        n = 0;
+        return st;
+      }));
+    }
+    if (n > 0) CMG_RETURN_IF_ERROR(plan_chunk(chunk, n));
     return Status::ok();
   };
-
-  // chunk[0, n) is the chunk being filled; its elements are assigned over from one chunk to the
-  // next, so that their vectors and strings keep their memory (a group per source record).
-  std::vector<DedupGroup> chunk;
-  std::size_t n = 0;
-  auto slot = [&]() -> DedupGroup& {
-    if (n == chunk.size()) chunk.emplace_back();
-    return chunk[n++];
-  };
-  if (oc.dedup_none) {
-    for (auto& id : mapped_ids) {
-      DedupGroup& g = slot();
-      g = DedupGroup{};
-      g.members.push_back({std::move(id), 0, ""});
-      if (n >= plan_batch) {
-        CMG_RETURN_IF_ERROR(plan_chunk(chunk, n));
-        n = 0;
-      }
-    }
-  } else {
-    CMG_RETURN_IF_ERROR(dd.resolve([&](const DedupGroup& g) -> Status {
-      slot() = g;
-      if (n < plan_batch) return Status::ok();
-      Status st = plan_chunk(chunk, n);
-      n = 0;
-      return st;
-    }));
-  }
-  if (n > 0) CMG_RETURN_IF_ERROR(plan_chunk(chunk, n));
-  return Status::ok();
+  const Status planned = phase2();
+  std::sort(deferred.begin(), deferred.end());
+  const Status flushed = deferred.empty() ? Status::ok() : env->write([&](Txn& t) -> Status {
+    for (const auto& [k, v] : deferred) CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, v));
+    return Status::ok();
+  });
+  return planned.is_ok() ? flushed : planned;
 }
 
 // ---- reprocess ----
