@@ -975,11 +975,17 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
     return Status::ok();
   };
   const Status planned = phase2();
+  // In chunks: each put lands on a page of its own, and LMDB holds a transaction's dirty pages in
+  // memory (and keeps them for reuse after it).
   std::sort(deferred.begin(), deferred.end());
-  const Status flushed = deferred.empty() ? Status::ok() : env->write([&](Txn& t) -> Status {
-    for (const auto& [k, v] : deferred) CMG_RETURN_IF_ERROR(t.put(state::kRecords, k, v));
-    return Status::ok();
-  });
+  Status flushed;
+  for (std::size_t from = 0; from < deferred.size() && flushed.is_ok(); from += plan_batch) {
+    flushed = env->write([&](Txn& t) -> Status {
+      for (std::size_t i = from; i < deferred.size() && i < from + plan_batch; ++i)
+        CMG_RETURN_IF_ERROR(t.put(state::kRecords, deferred[i].first, deferred[i].second));
+      return Status::ok();
+    });
+  }
   return planned.is_ok() ? flushed : planned;
 }
 
