@@ -771,7 +771,6 @@ Status Migration::Impl::plan_object(const ObjectConfig& oc, RunCtx& ctx, MapPass
       }
       // When this chunk was deduplicated and validated (one clock read per chunk).
       const std::int64_t decided_at = state::stamp_ms();
-      chunk_deferred.clear();
       CMG_RETURN_IF_ERROR(env->write([&](Txn& t) -> Status {
         chunk_deferred.clear();  // the body runs again when the map grows
         std::string k, status_value;

@@ -41,8 +41,9 @@ struct EnvOptions {
   /// order compares composite keys (key_of) part by part, a shorter part first and parts of one
   /// length by bytes: "9" < "10" < "1a" < "010", so ids numbered without leading zeros sort by
   /// value (and ids of one length, such as UUIDs, by bytes). Ids numbered in sequence are then
-  /// put in key order, which fills pages instead of splitting them. A scan() prefix on these databases must end at a part boundary (key_of(.., "")) or be a
-  /// whole key: "c\x1f1" does not select "c\x1f12", which sorts after "c\x1f2".
+  /// put in key order, which fills pages instead of splitting them. A scan() prefix on these
+  /// databases must end at a part boundary (key_of(.., "")) or be a whole key: "c\x1f1" does not
+  /// select "c\x1f12", which sorts after "c\x1f2".
   std::vector<std::string> natural_order;
 };
 
